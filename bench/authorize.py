@@ -1,0 +1,133 @@
+"""Confirm latency under a burst: 1 000 concurrent POST /action/recover/confirm of one token.
+
+The server (uvicorn, the real approval routes, engine, ledger and state store) runs in a
+subprocess on 127.0.0.1; this process fires the burst with one httpx.AsyncClient holding
+1 000 connections and records each request's latency. Exactly one confirm must succeed
+(200) and the rest be refused (409) — the run fails otherwise.
+
+    .venv/bin/python bench/authorize.py [--backend memory|sqlite] [--requests 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+
+async def serve(backend: str, port: int, db: str) -> None:
+    import uvicorn
+    from starlette.applications import Starlette
+
+    from alertengine.authorize import Authorizer, TokenSigner
+    from alertengine.clock import SystemClock
+    from alertengine.engine import Change, IncidentEngine
+    from alertengine.incidents import Stage
+    from alertengine.orchestrator.approval_routes import approval_routes
+    from alertengine.policy import Policy
+    from alertengine.stores.factory import open_stores
+    from alertengine.tenants import TenantRegistry
+
+    clock = SystemClock()
+    url = "memory://" if backend == "memory" else f"sqlite:///{db}"
+    ledger, store = open_stores(url, ledger_key=b"bench-ledger-key-0123456789abcdef", clock=clock)
+    policy = Policy()
+    engine = IncidentEngine(ledger, clock, lambda _t: policy)
+    tenants = TenantRegistry(store, clock)
+    await tenants.add("acme", "Acme")
+    await tenants.set_approvers("acme", "web", ["alice@example.com"])
+    auth = Authorizer(engine, store, TokenSigner(b"b" * 48, clock), tenants, clock,
+                      f"http://127.0.0.1:{port}")  # fmt: skip
+    state, _ = await engine.open("acme", "checkout", reason="bench", snapshot={"score": 20})
+    i = state.incident_id
+    await engine.transition("acme", i, Change(Stage.PROPOSED, "policy", "x", data={"action": "r"}))
+    await engine.transition("acme", i, Change(Stage.VALIDATED, "policy", "x"))
+    link = await auth.issue("acme", i, "engineer:web:alice@example.com")
+    app = Starlette(routes=approval_routes(auth))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            access_log=False, lifespan="off", backlog=4096)  # fmt: skip
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
+        await asyncio.sleep(0.01)
+    print(json.dumps({"token": link.token}), flush=True)
+    await task
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def burst(port: int, token: str, n: int) -> tuple[list[float], list[int], float]:
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    lat: list[float] = []
+    codes: list[int] = []
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits,
+                                 timeout=120) as client:  # fmt: skip
+
+        async def one() -> None:
+            t0 = time.perf_counter()
+            r = await client.post("/action/recover/confirm", json={"token": token})
+            lat.append(time.perf_counter() - t0)
+            codes.append(r.status_code)
+
+        t = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(n)))
+        wall = time.perf_counter() - t
+    return lat, codes, wall
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--backend", choices=["memory", "sqlite"], default="sqlite")
+    ap.add_argument("--requests", type=int, default=1000)
+    ap.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--db", default="", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        asyncio.run(serve(args.backend, args.serve, args.db))
+        return
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = str(Path(tmp) / "bench.db")
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--backend", args.backend, "--serve", str(port),
+             "--db", db],
+            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
+        )  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            token = json.loads(proc.stdout.readline())["token"]
+            lat, codes, wall = asyncio.run(burst(port, token, args.requests))
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    ok, refused = codes.count(200), codes.count(409)
+    ms = [x * 1000 for x in lat]
+    print(f"backend={args.backend} requests={args.requests} ok={ok} refused_409={refused} "
+          f"wall={wall:.2f}s throughput={args.requests / wall:.0f}/s")  # fmt: skip
+    print(f"latency ms: p50={pct(ms, 0.5):.0f} p90={pct(ms, 0.9):.0f} p99={pct(ms, 0.99):.0f} "
+          f"max={max(ms):.0f} mean={statistics.mean(ms):.0f}")  # fmt: skip
+    if ok != 1 or refused != args.requests - 1:
+        raise SystemExit("FAILED: expected exactly one 200 and the rest 409")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""``python -m alertengine`` is the ``alertengine`` command."""
+
+from alertengine.cli import main
+
+main()

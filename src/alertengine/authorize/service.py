@@ -1,0 +1,681 @@
+"""The authorization service: issue approval links, preview them, redeem them once.
+
+Nothing executes without a named human: an incident moves VALIDATED -> AUTHORIZED only here,
+through :meth:`Authorizer.confirm`, with the approver's identity as the actor and the
+approval entry appended atomically with the transition. A token is single use (its ``jti``
+is claimed in the :class:`StateStore` before the transition), every refusal is ledgered,
+and previews change nothing. Execution happens elsewhere: ``on_authorized`` is called so the
+orchestrator can wake its executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from alertengine.authorize.tokens import (
+    Claims,
+    Problem,
+    TokenError,
+    TokenSigner,
+    peek,
+    token_fingerprint,
+)
+from alertengine.clock import Clock
+from alertengine.engine import Change, IncidentEngine, TransitionRefused
+from alertengine.incidents import IncidentState, Stage
+from alertengine.policy import should_expire
+from alertengine.stores.base import StateStore
+from alertengine.tenants import SYSTEM_TENANT, TenantRegistry, engineer_identity, parse_identity
+
+log = logging.getLogger(__name__)
+
+#: Claims outlive the token by this much, so a used token can never be redeemed again.
+CLAIM_MARGIN_S = 3600.0
+#: Links by jti (no token), so a chat button can carry just the jti (Telegram: 64 bytes).
+LINKS = "approval_links"
+DEFAULT_ACTION = "recover"
+_MAX_ECHO = 120
+
+_MESSAGES: dict[Problem, str] = {
+    Problem.MALFORMED: "This link is not valid.",
+    Problem.FORGED: "This link is not valid.",
+    Problem.ALGORITHM: "This link is not valid.",
+    Problem.EXPIRED: "This link has expired.",
+    Problem.USED: "This approval was already used.",
+    Problem.WRONG_TENANT: "This link does not belong to this tenant.",
+    Problem.NOT_APPROVER: "You are not an approver for this tenant.",
+    Problem.SELF_APPROVAL: "The author of the last deploy may not be the only approver.",
+    Problem.ALREADY_APPROVED: "You have already approved this incident.",
+    Problem.NOT_AWAITING: "This incident is not awaiting approval.",
+}
+
+
+def problem_message(problem: Problem) -> str:
+    return _MESSAGES[problem]
+
+
+class AuthorizationError(Exception):
+    def __init__(self, problem: Problem, message: str) -> None:
+        super().__init__(message)
+        self.problem = problem
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedLink:
+    token: str
+    url: str
+    jti: str
+    expires_at: float
+    recipient: str
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """What a link would do. ``problem`` set means the page shows why it cannot be used."""
+
+    ok: bool
+    problem: Problem | None = None
+    message: str = ""
+    tenant_id: str = ""
+    incident_id: str = ""
+    service: str = ""
+    stage: str = ""
+    action: str = ""
+    recipient: str = ""
+    detection: Mapping[str, Any] = field(default_factory=dict)
+    diagnosis: Mapping[str, Any] | None = None
+    approvals: tuple[str, ...] = ()
+    approvals_required: int = 1
+    expires_at: float | None = None
+    opened_at: float | None = None
+
+    @property
+    def status(self) -> int:
+        return 200 if self.problem is None else self.problem.status
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "problem": str(self.problem) if self.problem else None,
+            "message": self.message,
+            "tenant_id": self.tenant_id,
+            "incident_id": self.incident_id,
+            "service": self.service,
+            "stage": self.stage,
+            "action": self.action,
+            "recipient": self.recipient,
+            "detection": dict(self.detection),
+            "diagnosis": dict(self.diagnosis) if self.diagnosis is not None else None,
+            "approvals": list(self.approvals),
+            "approvals_required": self.approvals_required,
+            "expires_at": self.expires_at,
+            "opened_at": self.opened_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmResult:
+    ok: bool
+    status: int
+    message: str
+    problem: Problem | None = None
+    tenant_id: str = ""
+    incident_id: str = ""
+    stage: str = ""
+    authorized: bool = False
+    approvals: int = 0
+    approvals_required: int = 1
+    approver: str = ""
+
+    @property
+    def waiting_for(self) -> int:
+        return 0 if self.authorized else max(0, self.approvals_required - self.approvals)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "status": self.status,
+            "message": self.message,
+            "problem": str(self.problem) if self.problem else None,
+            "tenant_id": self.tenant_id,
+            "incident_id": self.incident_id,
+            "stage": self.stage,
+            "authorized": self.authorized,
+            "approvals": self.approvals,
+            "approvals_required": self.approvals_required,
+            "waiting_for": self.waiting_for,
+            "approver": self.approver,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryOutcome:
+    incident_id: str
+    action: Literal["expired", "reproposed"]
+    jti: str = ""
+
+
+def deployer_identities(state: IncidentState) -> set[str]:
+    """Who deployed last, as far as the incident's data says (optional): identities or ids.
+
+    Looked up in the diagnosis (``deployer``, ``last_deployer``, ``commit.author_username``,
+    ``commit.author``, ``commits[0]…``) and the detection snapshot (``deployer``).
+    """
+    found: set[str] = set()
+
+    def take(v: Any) -> None:
+        if isinstance(v, str) and v.strip():
+            found.add(v.strip().lower())
+
+    diag: Mapping[str, Any] = state.diagnosis or {}
+    for src in (diag, state.detection):
+        take(src.get("deployer"))
+        take(src.get("last_deployer"))
+    commits: list[Any] = []
+    if isinstance(diag.get("commit"), Mapping):
+        commits.append(diag["commit"])
+    if isinstance(diag.get("commits"), list) and diag["commits"]:
+        commits.append(diag["commits"][0])
+    for c in commits:
+        if isinstance(c, Mapping):
+            take(c.get("author_username"))
+            take(c.get("author"))
+    return found
+
+
+def _is_deployer(identity: str, deployers: set[str]) -> bool:
+    if not deployers:
+        return False
+    parsed = parse_identity(identity)
+    names = {identity.lower()} | ({parsed[1].lower()} if parsed else set())
+    return bool(names & deployers)
+
+
+def _echo(v: Any) -> str:
+    return str(v)[:_MAX_ECHO] if v is not None else ""
+
+
+class Authorizer:
+    def __init__(
+        self,
+        engine: IncidentEngine,
+        store: StateStore,
+        signer: TokenSigner,
+        tenants: TenantRegistry,
+        clock: Clock,
+        base_url: str,
+        *,
+        on_authorized: Callable[[str, str], None] | None = None,
+        max_concurrent: int = 32,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.signer = signer
+        self.tenants = tenants
+        self.clock = clock
+        self.base_url = base_url.rstrip("/")
+        self.on_authorized = on_authorized
+        # Backpressure: a burst of confirms queues here instead of swamping the stores.
+        self._gate = asyncio.Semaphore(max_concurrent)
+
+    # -- issuing ----------------------------------------------------------------------------
+
+    async def issue(self, tenant_id: str, incident_id: str, recipient_identity: str) -> IssuedLink:
+        """A link for one approver. Refused unless the incident is VALIDATED and the recipient
+        is on the tenant's approver list. Ledgered (jti and a short hash, never the token)."""
+        await self.engine.refresh(tenant_id)
+        state = await self.engine.get(tenant_id, incident_id)
+        if state is None or state.stage is not Stage.VALIDATED:
+            stage = state.stage if state else "missing"
+            raise AuthorizationError(
+                Problem.NOT_AWAITING, f"incident {incident_id} is {stage}, not VALIDATED"
+            )
+        if not await self.tenants.is_approver(tenant_id, recipient_identity):
+            raise AuthorizationError(
+                Problem.NOT_APPROVER,
+                f"{recipient_identity!r} is not an approver of tenant {tenant_id!r}",
+            )
+        policy = self.engine.policy_for(tenant_id)
+        token, claims = self.signer.issue(
+            tenant=tenant_id,
+            incident=incident_id,
+            action=state.action or DEFAULT_ACTION,
+            approver=recipient_identity,
+            ttl_s=policy.token_ttl_s,
+        )
+        await self.store.put(
+            LINKS,
+            claims.jti,
+            {
+                "tenant": claims.tenant,
+                "incident": claims.incident,
+                "action": claims.action,
+                "approver": claims.approver,
+                "iat": claims.iat,
+                "exp": claims.exp,
+            },
+        )
+        await self.engine.record(
+            tenant_id,
+            incident_id,
+            kind="token",
+            actor="orchestrator",
+            decision="issued",
+            reason=f"approval link sent to {recipient_identity}",
+            data={
+                "jti": claims.jti,
+                "recipient": recipient_identity,
+                "issued_at": claims.iat,
+                "expires_at": claims.exp,
+                "token_sha256_prefix": token_fingerprint(token),
+            },
+        )
+        return IssuedLink(
+            token=token,
+            url=f"{self.base_url}/action/recover?token={token}",
+            jti=claims.jti,
+            expires_at=claims.exp,
+            recipient=recipient_identity,
+        )
+
+    # -- previewing (no side effects) -------------------------------------------------------
+
+    async def preview(self, token: str) -> Preview:
+        try:
+            claims = self.signer.decode(token)
+        except TokenError as err:
+            c = err.claims
+            if c is None:
+                return Preview(False, err.problem, problem_message(err.problem))
+            return await self._preview_of(c, err.problem)
+        return await self._preview_of(claims, None)
+
+    async def _preview_of(self, c: Claims, problem: Problem | None) -> Preview:
+        tenant = await self.tenants.get(c.tenant)
+        state = await self.engine.get(c.tenant, c.incident) if tenant is not None else None
+        if tenant is None or state is None:
+            p = problem or Problem.WRONG_TENANT
+            return Preview(False, p, problem_message(p))
+        if problem is None and await self.store.claimed(_claim_key(c.jti)) is not None:
+            problem = Problem.USED
+        if problem is None and not tenant.is_approver(c.approver):
+            problem = Problem.NOT_APPROVER
+        if problem is None and state.stage is not Stage.VALIDATED:
+            problem = Problem.NOT_AWAITING
+        if problem is None and c.approver in state.approvers:
+            problem = Problem.ALREADY_APPROVED
+        return Preview(
+            ok=problem is None,
+            problem=problem,
+            message=problem_message(problem) if problem else "Ready for your approval.",
+            tenant_id=c.tenant,
+            incident_id=c.incident,
+            service=state.service,
+            stage=str(state.stage),
+            action=c.action,
+            recipient=c.approver,
+            detection=state.detection,
+            diagnosis=state.diagnosis,
+            approvals=state.approvers,
+            approvals_required=state.approvals_required,
+            expires_at=c.exp,
+            opened_at=state.opened_at,
+        )
+
+    # -- confirming -------------------------------------------------------------------------
+
+    async def confirm(
+        self, token: str, *, via: str = "web", expected_tenant: str | None = None
+    ) -> ConfirmResult:
+        """Redeem a token once. Every refusal is ledgered; the result carries the HTTP status."""
+        async with self._gate:
+            return await self._confirm(token, via, expected_tenant)
+
+    async def _confirm(self, token: str, via: str, expected_tenant: str | None) -> ConfirmResult:
+        try:
+            claims = self.signer.decode(token)
+        except TokenError as err:
+            return await self._refuse_token(token, err, via)
+        if expected_tenant is not None and expected_tenant != claims.tenant:
+            return await self._refuse(
+                claims,
+                Problem.WRONG_TENANT,
+                f"caller of tenant {_echo(expected_tenant)!r} used a link of another tenant",
+                via,
+                ledger_tenant=expected_tenant
+                if await self.tenants.exists(expected_tenant)
+                else None,
+            )
+        return await self._approve(claims, claims.approver, via, token_sha=token_fingerprint(token))
+
+    async def confirm_identity(
+        self, channel: str, user_id: str, callback_data: str
+    ) -> ConfirmResult:
+        """In-chat approval (e.g. a Telegram button): ``callback_data`` is ``ae:<jti>`` (chat
+        buttons hold 64 bytes) or a whole token. The chat user must be the link's recipient or
+        on the tenant's approver list for ``channel``."""
+        async with self._gate:
+            return await self._confirm_identity(channel, user_id, callback_data)
+
+    async def _confirm_identity(
+        self, channel: str, user_id: str, callback_data: str
+    ) -> ConfirmResult:
+        identity = engineer_identity(channel, user_id)
+        data = callback_data.strip()
+        if data.count(".") == 2:
+            try:
+                claims = self.signer.decode(data)
+            except TokenError as err:
+                return await self._refuse_token(data, err, channel, actor=identity)
+        else:
+            jti = data.removeprefix("ae:")
+            doc = await self.store.get(LINKS, jti) if jti and len(jti) <= 64 else None
+            if doc is None:
+                return await self._refuse_token(
+                    data,
+                    TokenError(Problem.MALFORMED, "unknown approval button"),
+                    channel,
+                    actor=identity,
+                )
+            claims = Claims(
+                tenant=str(doc["tenant"]),
+                incident=str(doc["incident"]),
+                action=str(doc["action"]),
+                approver=str(doc["approver"]),
+                jti=jti,
+                iat=float(doc["iat"]),
+                exp=float(doc["exp"]),
+            )
+            if self.clock.now() >= claims.exp:
+                return await self._refuse(claims, Problem.EXPIRED, "link expired", channel)
+        return await self._approve(claims, identity, channel, token_sha="")
+
+    async def _approve(self, c: Claims, identity: str, via: str, token_sha: str) -> ConfirmResult:
+        tenant = await self.tenants.get(c.tenant)
+        if tenant is None:
+            return await self._refuse(c, Problem.WRONG_TENANT, "tenant does not exist", via)
+        await self.engine.refresh(c.tenant)
+        state = await self.engine.get(c.tenant, c.incident)
+        if state is None:
+            return await self._refuse(
+                c, Problem.WRONG_TENANT, "incident does not belong to the token's tenant", via
+            )
+        if await self.store.claimed(_claim_key(c.jti)) is not None:
+            return await self._refuse(c, Problem.USED, "token already used", via, actor=identity)
+        if not tenant.is_approver(identity):
+            return await self._refuse(
+                c,
+                Problem.NOT_APPROVER,
+                f"{_echo(identity)} is not an approver",
+                via,
+                actor=identity,
+            )
+        if state.stage is not Stage.VALIDATED:
+            return await self._refuse(
+                c, Problem.NOT_AWAITING, f"incident is {state.stage}", via, actor=identity
+            )
+        if identity in state.approvers:
+            return await self._refuse(
+                c, Problem.ALREADY_APPROVED, "approver already approved", via, actor=identity
+            )
+        policy = self.engine.policy_for(c.tenant)
+        if policy.forbid_deployer_sole_approval:
+            deployers = deployer_identities(state)
+            everyone = {*state.approvers, identity}
+            if deployers and all(_is_deployer(a, deployers) for a in everyone):
+                return await self._refuse(
+                    c,
+                    Problem.SELF_APPROVAL,
+                    "the last deployer may not be the only approver",
+                    via,
+                    actor=identity,
+                )
+        ttl = max(0.0, c.exp - self.clock.now()) + CLAIM_MARGIN_S
+        if not await self.store.claim(_claim_key(c.jti), ttl, value=identity):
+            return await self._refuse(c, Problem.USED, "token already used", via, actor=identity)
+        return await self._record_approval(c, state, identity, via, token_sha)
+
+    async def _record_approval(
+        self, c: Claims, state: IncidentState, identity: str, via: str, token_sha: str
+    ) -> ConfirmResult:
+        data = {"jti": c.jti, "via": via, "recipient": c.approver}
+        if token_sha:
+            data["token_sha256_prefix"] = token_sha
+        required = state.approvals_required
+        if len({*state.approvers, identity}) >= required:
+            return await self._authorize(c, identity, via, data, with_approval=True)
+        await self.engine.record(
+            c.tenant,
+            c.incident,
+            kind="approval",
+            actor=identity,
+            decision="approve",
+            reason=f"approval via {via}",
+            data=data,
+            stage=Stage.VALIDATED,
+        )
+        # Another approver may have approved at the same time: whoever sees the quorum
+        # complete moves the incident (a loser's attempt is refused and ledgered).
+        await self.engine.refresh(c.tenant)
+        now = await self.engine.get(c.tenant, c.incident)
+        if now is not None and now.stage is Stage.VALIDATED and len(now.approvers) >= required:
+            return await self._authorize(c, identity, via, data, with_approval=False)
+        count = len(now.approvers) if now is not None else 1
+        return ConfirmResult(
+            ok=True,
+            status=202,
+            message=f"Approval recorded: waiting for {max(0, required - count)} more approver(s).",
+            tenant_id=c.tenant,
+            incident_id=c.incident,
+            stage=str(now.stage) if now else "",
+            authorized=False,
+            approvals=count,
+            approvals_required=required,
+            approver=identity,
+        )
+
+    async def _authorize(
+        self, c: Claims, identity: str, via: str, data: Mapping[str, Any], *, with_approval: bool
+    ) -> ConfirmResult:
+        also = (
+            [
+                self.engine.draft(
+                    c.tenant,
+                    c.incident,
+                    kind="approval",
+                    actor=identity,
+                    decision="approve",
+                    reason=f"approval via {via}",
+                    data=data,
+                    stage=Stage.VALIDATED,
+                )
+            ]
+            if with_approval
+            else []
+        )
+        try:
+            state = await self.engine.transition(
+                c.tenant,
+                c.incident,
+                Change(
+                    Stage.AUTHORIZED,
+                    actor=identity,
+                    reason=f"approved by {identity} via {via}",
+                    decision="approve",
+                    data={"jti": c.jti, "action": c.action},
+                ),
+                expect_stage=Stage.VALIDATED,
+                also=also,
+            )
+        except TransitionRefused as refused:  # ledgered by the engine
+            return ConfirmResult(
+                ok=False,
+                status=Problem.NOT_AWAITING.status,
+                message=problem_message(Problem.NOT_AWAITING),
+                problem=Problem.NOT_AWAITING,
+                tenant_id=c.tenant,
+                incident_id=c.incident,
+                approver=identity,
+                stage=refused.reason[:_MAX_ECHO],
+            )
+        if self.on_authorized is not None:
+            try:
+                self.on_authorized(c.tenant, c.incident)
+            except Exception:  # the approval stands; the executor's resume() picks it up
+                log.exception("on_authorized hook failed for %s/%s", c.tenant, c.incident)
+        return ConfirmResult(
+            ok=True,
+            status=200,
+            message="Approved. The recovery action is being executed.",
+            tenant_id=c.tenant,
+            incident_id=c.incident,
+            stage=str(state.stage),
+            authorized=True,
+            approvals=len(state.approvers),
+            approvals_required=state.approvals_required,
+            approver=identity,
+        )
+
+    # -- refusals ---------------------------------------------------------------------------
+
+    async def _refuse_token(
+        self, token: str, err: TokenError, via: str, actor: str | None = None
+    ) -> ConfirmResult:
+        if err.claims is not None:  # verified but unusable (expired)
+            return await self._refuse(err.claims, err.problem, err.message, via, actor=actor)
+        raw = err.unverified or peek(token)
+        claimed_tenant = _echo(raw.get("tenant"))
+        exists = bool(claimed_tenant) and await self.tenants.exists(claimed_tenant)
+        tenant_id = claimed_tenant if exists else SYSTEM_TENANT
+        incident_id: str | None = None
+        claimed_incident = _echo(raw.get("incident"))
+        if exists and claimed_incident:
+            if await self.engine.get(tenant_id, claimed_incident) is not None:
+                incident_id = claimed_incident
+        await self.engine.record(
+            tenant_id,
+            incident_id,
+            kind="refused",
+            actor=actor or "anonymous",
+            decision="refused",
+            reason=f"{err.problem}: {err.message}",
+            data={
+                "problem": str(err.problem),
+                "via": via,
+                "jti": _echo(raw.get("jti")),
+                "claimed_tenant": claimed_tenant,
+                "claimed_incident": claimed_incident,
+                "claimed_approver": _echo(raw.get("approver")),
+                "token_sha256_prefix": token_fingerprint(token),
+            },
+            stage=Stage.AUTHORIZED if incident_id else None,
+        )
+        return ConfirmResult(
+            ok=False, status=err.status, message=problem_message(err.problem), problem=err.problem
+        )
+
+    async def _refuse(
+        self,
+        c: Claims,
+        problem: Problem,
+        why: str,
+        via: str,
+        *,
+        actor: str | None = None,
+        ledger_tenant: str | None = None,
+    ) -> ConfirmResult:
+        tenant_id = ledger_tenant or c.tenant
+        if ledger_tenant is None and not await self.tenants.exists(c.tenant):
+            tenant_id = SYSTEM_TENANT
+        incident_id: str | None = None
+        if tenant_id == c.tenant and await self.engine.get(c.tenant, c.incident) is not None:
+            incident_id = c.incident
+        await self.engine.record(
+            tenant_id,
+            incident_id,
+            kind="refused",
+            actor=actor or c.approver,
+            decision="refused",
+            reason=f"{problem}: {why}",
+            data={
+                "problem": str(problem),
+                "via": via,
+                "jti": c.jti,
+                "recipient": c.approver,
+                "claimed_tenant": c.tenant,
+                "claimed_incident": c.incident,
+            },
+            stage=Stage.AUTHORIZED if incident_id else None,
+        )
+        return ConfirmResult(
+            ok=False,
+            status=problem.status,
+            message=problem_message(problem),
+            problem=problem,
+            tenant_id=c.tenant if tenant_id == c.tenant else "",
+            incident_id=incident_id or "",
+            approver=actor or c.approver,
+        )
+
+    # -- expiry -----------------------------------------------------------------------------
+
+    async def expire_due(self, tenant_id: str) -> list[ExpiryOutcome]:
+        """Apply the policy to VALIDATED incidents whose approval link ran out."""
+        await self.engine.refresh(tenant_id)
+        policy = self.engine.policy_for(tenant_id)
+        now = self.clock.now()
+        out: list[ExpiryOutcome] = []
+        for state in await self.engine.incidents(tenant_id, open_only=True):
+            if state.stage is not Stage.VALIDATED or not state.token:
+                continue
+            issued = state.token.get("issued_at")
+            verdict = should_expire(
+                policy,
+                token_issued_at=float(issued) if issued is not None else None,
+                now=now,
+                reproposals=state.reproposals,
+            )
+            if verdict == "expire":
+                try:
+                    await self.engine.transition(
+                        tenant_id,
+                        state.incident_id,
+                        Change(
+                            Stage.EXPIRED,
+                            actor="policy",
+                            reason=f"no approval within {policy.token_ttl_s:.0f} s",
+                            decision="expire",
+                            data={"jti": str(state.token.get("jti", ""))},
+                        ),
+                        expect_stage=Stage.VALIDATED,
+                    )
+                except TransitionRefused:
+                    continue
+                out.append(ExpiryOutcome(state.incident_id, "expired"))
+            elif verdict == "repropose":
+                jti = self.signer.new_jti()
+                await self.engine.record(
+                    tenant_id,
+                    state.incident_id,
+                    kind="token",
+                    actor="policy",
+                    decision="reproposed",
+                    reason=f"no approval within {policy.token_ttl_s:.0f} s: asking again",
+                    data={
+                        "jti": jti,
+                        "previous_jti": str(state.token.get("jti", "")),
+                        "issued_at": now,
+                        "expires_at": now + policy.token_ttl_s,
+                    },
+                )
+                out.append(ExpiryOutcome(state.incident_id, "reproposed", jti))
+        return out
+
+
+def _claim_key(jti: str) -> str:
+    return "token:" + jti

@@ -1,0 +1,53 @@
+"""The one command-line tool: ``alertengine``.
+
+Each area registers its own Typer sub-app here; the modules stay importable without the CLI.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="alertengine",
+    help="Human-authorized incident recovery: detect, diagnose, approve, execute, audit.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Human-authorized incident recovery: detect, diagnose, approve, execute, audit."""
+
+
+def _register() -> None:
+    # Sub-apps are added as their modules land; each import is cheap and side-effect free.
+    import importlib
+
+    for module, name in (
+        ("alertengine.ledger.cli", "ledger"),
+        ("alertengine.orchestrator.cli", None),
+        ("alertengine.tenants_cli", "tenant"),
+        ("alertengine.dlq_cli", "dlq"),
+        ("alertengine.simulate.cli", None),
+        ("alertengine.demo", None),
+    ):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:
+                continue
+            raise
+        sub = mod.app
+        if name:
+            app.add_typer(sub, name=name)
+        else:
+            for cmd in sub.registered_commands:
+                app.registered_commands.append(cmd)
+
+
+_register()
+
+
+def main() -> None:
+    app()

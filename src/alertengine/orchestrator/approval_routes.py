@@ -1,0 +1,153 @@
+"""The approval pages: ``GET /action/recover`` (preview) and ``POST /action/recover/confirm``.
+
+GET never changes anything: link-preview crawlers and chat unfurlers may fetch a link any
+number of times. Only the POST (a form button, or JSON) redeems the token. Pages are
+mobile-first HTML with inline CSS and no JavaScript; ``Accept: application/json`` gets JSON.
+Responses carry ``Cache-Control: no-store`` and ``Referrer-Policy: no-referrer`` because the
+token travels in the URL.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from alertengine.authorize.service import Authorizer, ConfirmResult, Preview
+from alertengine.tenants import presented_key
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+MAX_CONFIRM_BODY = 16_384
+
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+
+_HEALTH_LABELS = (
+    ("score", "Health score", "{:.0f}"),
+    ("status", "Status", "{}"),
+    ("error_rate", "Error rate (5xx)", "{:.1%}"),
+    ("p95_ms", "P95 latency", "{:.0f} ms"),
+    ("sample_size", "Requests in window", "{}"),
+    ("source", "Source", "{}"),
+    ("detail", "Detail", "{}"),
+)
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def _health_rows(detection: Any) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    if not isinstance(detection, dict):
+        return rows
+    for key, label, fmt in _HEALTH_LABELS:
+        value = detection.get(key)
+        if value is None or value == "":
+            continue
+        try:
+            rows.append((label, fmt.format(value)))
+        except (ValueError, TypeError):
+            rows.append((label, str(value)))
+    return rows
+
+
+def _diagnosis_rows(diagnosis: Any) -> list[tuple[str, str]]:
+    if not isinstance(diagnosis, dict):
+        return []
+    rows = []
+    for k, v in diagnosis.items():
+        if k == "summary" or isinstance(v, (dict, list)) or v is None:
+            continue
+        rows.append((str(k).replace("_", " "), str(v)[:300]))
+    return rows[:10]
+
+
+def _utc(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+async def _token_from_post(request: Request) -> str | None:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_CONFIRM_BODY:
+        return None
+    ctype = request.headers.get("content-type", "")
+    if "json" in ctype:
+        raw = await request.body()
+        if len(raw) > MAX_CONFIRM_BODY:
+            return None
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return None
+        token = body.get("token") if isinstance(body, dict) else None
+        return token if isinstance(token, str) else None
+    if "form" in ctype:
+        form = await request.form(max_files=0, max_fields=4)
+        token = form.get("token")
+        return token if isinstance(token, str) else None
+    return None
+
+
+def approval_routes(authorizer: Authorizer, templates_dir: str | Path | None = None) -> list[Route]:
+    templates = Jinja2Templates(directory=str(templates_dir or TEMPLATES_DIR))
+
+    def page(request: Request, name: str, status: int, **context: Any) -> Response:
+        return templates.TemplateResponse(
+            request, name, context, status_code=status, headers=SECURITY_HEADERS
+        )
+
+    async def preview(request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        p: Preview = await authorizer.preview(token)
+        if _wants_json(request):
+            return JSONResponse(p.to_dict(), status_code=p.status, headers=SECURITY_HEADERS)
+        return page(
+            request,
+            "approve.html",
+            p.status,
+            p=p,
+            token=token,
+            confirm_url=request.scope.get("root_path", "") + "/action/recover/confirm",
+            expires=_utc(p.expires_at),
+            health=_health_rows(dict(p.detection)),
+            diagnosis_rows=_diagnosis_rows(dict(p.diagnosis) if p.diagnosis else None),
+        )
+
+    async def confirm(request: Request) -> Response:
+        token = await _token_from_post(request)
+        key = presented_key(request)
+        # With an API key, the link must belong to that key's tenant.
+        expected_tenant = await authorizer.tenants.authenticate(key) if key else None
+        # A missing token is refused (and ledgered) like any other invalid one.
+        result: ConfirmResult = await authorizer.confirm(
+            token or "", via="web", expected_tenant=expected_tenant
+        )
+        if _wants_json(request) or "json" in request.headers.get("content-type", ""):
+            return JSONResponse(
+                result.to_dict(), status_code=result.status, headers=SECURITY_HEADERS
+            )
+        return page(request, "result.html", result.status, r=result)
+
+    return [
+        Route("/action/recover", preview, methods=["GET"], name="approval_preview"),
+        Route("/action/recover/confirm", confirm, methods=["POST"], name="approval_confirm"),
+    ]

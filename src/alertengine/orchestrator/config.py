@@ -1,0 +1,148 @@
+"""The orchestrator's configuration: one TOML file plus environment for secrets.
+
+Secrets never live in the file: it names environment variables (``*_env`` fields) and the
+process reads them at start-up. Any error names the field and refuses to start.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from alertengine.policy import Policy, PolicyError, load_policy
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used. The message names the file and the field."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChannelConfig(_Model):
+    """One way to reach one approver: the channel kind and that approver's address on it."""
+
+    channel: str = Field(pattern=r"^(telegram|whatsapp|slack|webhook|web)$")
+    address: str = Field(min_length=1, description="chat id, phone number, or URL")
+    identity: str = Field(
+        default="", description="the approver's id on that channel (defaults to the address)"
+    )
+
+    @property
+    def approver(self) -> str:
+        return f"engineer:{self.channel}:{self.identity or self.address}"
+
+
+class TenantConfig(_Model):
+    id: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
+    name: str = ""
+    #: Per-tenant policy overrides (field names of :class:`~alertengine.policy.Policy`).
+    policy: dict[str, Any] = Field(default_factory=dict)
+    #: Notification route, in escalation order: the first is notified, then the next …
+    approvers: list[ChannelConfig] = Field(default_factory=list)
+    github_secret_env: str = ""
+    max_channels: int = Field(5, ge=1)
+    council: bool = False
+
+
+class TargetConfig(_Model):
+    tenant: str
+    service: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
+    health_url: str = Field(default="", description="the SDK's /health/alerts URL to poll")
+    recovery_webhook: str = Field(default="", description="called only after approval")
+    webhook_secret_env: str = Field(default="", description="env var with the HMAC secret")
+    action: str = Field(default="restart", min_length=1, max_length=200)
+    poll_timeout_s: float = Field(3.0, gt=0, le=60)
+
+    @field_validator("health_url", "recovery_webhook")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return v
+
+
+class OrchestratorSection(_Model):
+    store_url: str = "sqlite:///var/alertengine.db"
+    base_url: str = "http://127.0.0.1:8700"
+    host: str = "127.0.0.1"
+    port: int = Field(8700, ge=0, le=65535)
+    loop_interval_s: float = Field(5.0, gt=0, le=3600)
+    demo: bool = False
+    diagnoser: str = Field("rules", pattern=r"^(rules|claude|council)$")
+
+
+class Config(_Model):
+    orchestrator: OrchestratorSection = OrchestratorSection()
+    tenants: list[TenantConfig] = Field(default_factory=list)
+    targets: list[TargetConfig] = Field(default_factory=list)
+
+    def tenant(self, tenant_id: str) -> TenantConfig | None:
+        return next((t for t in self.tenants if t.id == tenant_id), None)
+
+    def target(self, tenant_id: str, service: str) -> TargetConfig | None:
+        return next(
+            (t for t in self.targets if t.tenant == tenant_id and t.service == service), None
+        )
+
+    def policy_for(self, tenant_id: str, environ: Mapping[str, str] | None = None) -> Policy:
+        t = self.tenant(tenant_id)
+        return load_policy(environ, t.policy if t else None)
+
+
+def parse_config(data: Mapping[str, Any], *, source: str = "config") -> Config:
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{source}: {problems}") from None
+    _check_references(cfg, source)
+    return cfg
+
+
+def _check_references(cfg: Config, source: str) -> None:
+    ids = [t.id for t in cfg.tenants]
+    dupes = {i for i in ids if ids.count(i) > 1}
+    if dupes:
+        raise ConfigError(f"{source}: tenants: duplicate id(s) {sorted(dupes)}")
+    seen: set[tuple[str, str]] = set()
+    for i, tgt in enumerate(cfg.targets):
+        if tgt.tenant not in ids:
+            raise ConfigError(f"{source}: targets.{i}.tenant: unknown tenant {tgt.tenant!r}")
+        key = (tgt.tenant, tgt.service)
+        if key in seen:
+            raise ConfigError(f"{source}: targets.{i}: duplicate target {tgt.tenant}/{tgt.service}")
+        seen.add(key)
+    for t in cfg.tenants:
+        if len({a.channel for a in t.approvers}) > t.max_channels:
+            raise ConfigError(
+                f"{source}: tenants.{t.id}.approvers: more channels than max_channels"
+            )
+        try:
+            cfg.policy_for(t.id)
+        except PolicyError as exc:
+            raise ConfigError(f"{source}: tenants.{t.id}.policy: {exc}") from None
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    return parse_config(data, source=str(p))

@@ -1,0 +1,310 @@
+"""Assemble a running orchestrator: stores, engine, pipeline, authorizer, executor, HTTP app.
+
+``build_runtime`` wires the parts explicitly (no globals, no magic); ``create_app`` gives the
+Starlette app whose lifespan syncs tenants from the config, resumes any execution a crash
+interrupted, and runs the polling loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from alertengine.authorize.service import Authorizer
+from alertengine.authorize.tokens import TokenSigner, check_secret
+from alertengine.clock import Clock, SystemClock
+from alertengine.commits import CommitLog
+from alertengine.commits_api import commits_routes
+from alertengine.diagnose.base import Diagnoser
+from alertengine.diagnose.claude import ClaudeDiagnoser
+from alertengine.diagnose.council import Council
+from alertengine.diagnose.rules import RulesDiagnoser
+from alertengine.engine import IncidentEngine
+from alertengine.execute.executor import Executor
+from alertengine.incidents import IncidentState
+from alertengine.ledger import LedgerStore
+from alertengine.notify.telegram import TelegramChannel
+from alertengine.notify.telegram_webhook import telegram_webhook_routes
+from alertengine.orchestrator.api import OrchestratorAPI
+from alertengine.orchestrator.approval_routes import approval_routes
+from alertengine.orchestrator.config import Config, TargetConfig
+from alertengine.orchestrator.dashboard import dashboard_routes
+from alertengine.orchestrator.http import http_exception_handler
+from alertengine.orchestrator.leases import Leases, lease_ttl_for, replica_id
+from alertengine.orchestrator.service import Orchestrator
+from alertengine.orchestrator.settings import Settings
+from alertengine.orchestrator.wiring import (
+    DiagnosisStep,
+    Notifier,
+    build_channels,
+    record_theory_choice,
+    sweep_awaiting,
+)
+from alertengine.stores import StateStore
+from alertengine.tenants import TenantRegistry
+
+log = logging.getLogger("alertengine.runtime")
+
+#: Called when an incident reaches VALIDATED: issue links and notify (wired by notify).
+Notify = Callable[["Runtime", IncidentState], Awaitable[None]]
+
+
+@dataclass
+class Runtime:
+    config: Config
+    settings: Settings
+    clock: Clock
+    ledger: LedgerStore
+    store: StateStore
+    http: httpx.AsyncClient
+    orch: Orchestrator
+    registry: TenantRegistry
+    authorizer: Authorizer
+    executor: Executor
+    notifier: Notifier
+    commits: CommitLog
+    extra_routes: list[BaseRoute] = field(default_factory=list)
+    #: Tenant API keys created at start-up for tenants the store did not know (shown once).
+    new_keys: dict[str, str] = field(default_factory=dict)
+    _exec_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @property
+    def engine(self) -> IncidentEngine:
+        return self.orch.engine
+
+    def webhook_for(self, tenant_id: str, service: str) -> tuple[str, str]:
+        t: TargetConfig | None = self.config.target(tenant_id, service)
+        if t is None or not t.recovery_webhook:
+            raise LookupError(f"no recovery webhook configured for {tenant_id}/{service}")
+        secret = ""
+        if t.webhook_secret_env:
+            secret = os.environ.get(t.webhook_secret_env, "")
+        return t.recovery_webhook, secret
+
+    def schedule_execution(self, tenant_id: str, incident_id: str) -> None:
+        """Run the webhook outside the request that authorized it."""
+        task = asyncio.get_running_loop().create_task(self._execute(tenant_id, incident_id))
+        self._exec_tasks.add(task)
+        task.add_done_callback(self._exec_tasks.discard)
+
+    async def _execute(self, tenant_id: str, incident_id: str) -> None:
+        try:
+            await self.executor.run(tenant_id, incident_id)
+        except Exception:
+            log.exception("execution of %s/%s failed", tenant_id, incident_id)
+
+    async def drain(self) -> None:
+        if self._exec_tasks:
+            await asyncio.gather(*self._exec_tasks, return_exceptions=True)
+
+
+async def build_runtime(
+    config: Config,
+    *,
+    ledger: LedgerStore,
+    store: StateStore,
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    http: httpx.AsyncClient | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Runtime:
+    settings = settings or Settings.from_env(environ)
+    clock = clock or SystemClock()
+    http = http or httpx.AsyncClient(
+        timeout=10.0, limits=httpx.Limits(max_connections=200), follow_redirects=False
+    )
+    demo = config.orchestrator.demo
+    secret = check_secret(settings.alert_secret or None, demo=demo)
+    orch = Orchestrator(config, ledger=ledger, store=store, clock=clock, http=http, environ=environ)
+    # Replicas sharing the store split targets by lease; one id per process for all leases.
+    replica = replica_id()
+    env = environ if environ is not None else os.environ
+    orch.leases = Leases(
+        store,
+        replica,
+        float(env.get("ALERTENGINE_LEASE_TTL_S") or 0)
+        or lease_ttl_for(
+            config.orchestrator.loop_interval_s,
+            max((t.poll_timeout_s for t in config.targets), default=3.0),
+        ),
+    )
+    registry = TenantRegistry(store, clock)
+    signer = TokenSigner(secret, clock)
+    holder: dict[str, Runtime] = {}
+
+    def on_authorized(tenant_id: str, incident_id: str) -> None:
+        holder["rt"].schedule_execution(tenant_id, incident_id)
+
+    authorizer = Authorizer(
+        orch.engine,
+        store,
+        signer,
+        registry,
+        clock,
+        config.orchestrator.base_url,
+        on_authorized=on_authorized,
+    )
+
+    def webhook_for(tenant_id: str, service: str) -> tuple[str, str]:
+        return holder["rt"].webhook_for(tenant_id, service)
+
+    executor = Executor(orch.engine, store, http, clock, webhook_for, holder=replica)
+    commits = CommitLog(store)
+    orch.pipeline.diagnose = DiagnosisStep(
+        orch.engine,
+        commits,
+        _diagnoser(config, settings),
+        council=_council(settings),
+        council_tenants=frozenset(
+            t.id for t in config.tenants if t.council or settings.council_enabled
+        ),
+        baseline_for=lambda tenant, service: orch.baselines.get((tenant, service)),
+        report_health=orch.set_component,
+    )
+    webhook_secret = (
+        settings.notify_webhook_secret.encode()
+        or hmac.new(secret, b"alertengine notify webhook", hashlib.sha256).digest()
+    )
+    channels = build_channels(settings, http, clock, webhook_secret=webhook_secret)
+    notifier = Notifier(
+        config, orch.engine, authorizer, channels, clock, commits, report_health=orch.set_component
+    )
+    orch.validated_hooks.append(notifier.on_validated)
+    rt = Runtime(
+        config=config,
+        settings=settings,
+        clock=clock,
+        ledger=ledger,
+        store=store,
+        http=http,
+        orch=orch,
+        registry=registry,
+        authorizer=authorizer,
+        executor=executor,
+        notifier=notifier,
+        commits=commits,
+    )
+    holder["rt"] = rt
+    rt.extra_routes.extend(commits_routes(commits, _github_secret_for(config)))
+    rt.extra_routes.extend(dashboard_routes(rt))
+    telegram = channels.get("telegram")
+    if isinstance(telegram, TelegramChannel) and settings.telegram_webhook_secret:
+
+        async def on_callback(user_id: str, data: str) -> str:
+            if data.startswith("trust:"):
+                tenants = [t.id for t in config.tenants]
+                return await record_theory_choice(
+                    orch.engine, registry, tenants, "telegram", user_id, data
+                )
+            result = await authorizer.confirm_identity("telegram", user_id, data)
+            return result.message
+
+        rt.extra_routes.extend(
+            telegram_webhook_routes(settings.telegram_webhook_secret, telegram, on_callback)
+        )
+
+    async def sweep() -> None:
+        tenants = [t.id for t in config.tenants]
+        await sweep_awaiting(authorizer, notifier, orch.engine, tenants)
+        await executor.resume(tenants)
+
+    orch.tick_hooks.append(sweep)
+    return rt
+
+
+def _diagnoser(config: Config, settings: Settings) -> Diagnoser:
+    if config.orchestrator.diagnoser in ("claude", "council") and settings.anthropic_api_key:
+        return ClaudeDiagnoser(
+            settings.anthropic_api_key, base_url=settings.anthropic_base_url or None
+        )
+    return RulesDiagnoser()
+
+
+def _council(settings: Settings) -> Council | None:
+    if not settings.council_enabled or not settings.anthropic_api_key:
+        return None
+    base = settings.anthropic_base_url or None
+    return Council(
+        ClaudeDiagnoser(settings.anthropic_api_key, base_url=base, lens="latency_database"),
+        ClaudeDiagnoser(settings.anthropic_api_key, base_url=base, lens="network_dependency"),
+    )
+
+
+def _github_secret_for(config: Config) -> Callable[[str, str], Awaitable[bytes | None]]:
+    async def lookup(tenant_id: str, service: str) -> bytes | None:
+        if config.target(tenant_id, service) is None:
+            return None
+        t = config.tenant(tenant_id)
+        if t is None or not t.github_secret_env:
+            return None
+        value = os.environ.get(t.github_secret_env, "")
+        return value.encode() or None
+
+    return lookup
+
+
+async def sync_tenants(rt: Runtime) -> None:
+    """Make the store know every configured tenant and its approver list."""
+    for t in rt.config.tenants:
+        if not await rt.registry.exists(t.id):
+            rt.new_keys[t.id] = await rt.registry.add(t.id, t.name or t.id)
+        by_channel: dict[str, list[str]] = {}
+        for a in t.approvers:
+            by_channel.setdefault(a.channel, []).append(a.identity or a.address)
+        for channel, ids in by_channel.items():
+            await rt.registry.set_approvers(t.id, channel, ids)
+
+
+def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
+    api = OrchestratorAPI(rt.orch, rt.registry, rt.settings.admin_key or None)
+
+    async def healthz(_: Request) -> JSONResponse:
+        return JSONResponse({"ok": True, "mode": rt.orch.mode.value})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await sync_tenants(rt)
+        for tenant_id in rt.new_keys:
+            # Keys never go to logs: the operator mints one on their own terminal.
+            log.warning(
+                "tenant %s is new and has no usable API key yet: run "
+                "`alertengine tenant rotate-key %s` to get one",
+                tenant_id,
+                tenant_id,
+            )
+        # A crash between AUTHORIZED and EXECUTED: finish it now, exactly once.
+        await rt.executor.resume([t.id for t in rt.config.tenants])
+        loop_task = asyncio.create_task(rt.orch.run()) if run_loop else None
+        try:
+            yield
+        finally:
+            rt.orch.stop()
+            if loop_task is not None:
+                await loop_task
+            await rt.drain()
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        *api.routes(),
+        *approval_routes(rt.authorizer),
+        *rt.extra_routes,
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_exception_handler},
+    )

@@ -1,0 +1,374 @@
+"""The orchestrator: wires config, stores, engine, pipeline and collaborators, and runs the loop.
+
+One instance per process. Polls every target concurrently each ``loop_interval_s``, takes
+pushed health and Alertmanager alerts, tracks its own degraded mode, and never lets a failing
+target, provider, diagnoser or store crash the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from alertengine.clock import Clock
+from alertengine.engine import IncidentEngine
+from alertengine.incidents import IncidentState
+from alertengine.ledger import LedgerError, LedgerStore
+from alertengine.orchestrator.baseline import Baseline, learn
+from alertengine.orchestrator.config import Config, TargetConfig
+from alertengine.orchestrator.leases import SWEEP, Leases, target_lease
+from alertengine.orchestrator.mode import Mode, compute_mode
+from alertengine.orchestrator.pipeline import Diagnose, Pipeline, Target
+from alertengine.orchestrator.poller import poll, snapshot_from_health
+from alertengine.policy import HealthSnapshot, Policy, is_healthy
+from alertengine.stores import StateStore
+
+log = logging.getLogger("alertengine.orchestrator")
+
+SYSTEM_TENANT = "_system"
+HISTORY_POINTS = 720  # per target: an hour at the default 5 s loop
+BASELINES = "baselines"
+BASELINE_PERSIST_EVERY_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One point of a target's health history (for charts; the ledger holds what matters)."""
+
+    at: float
+    score: float | None
+    p95_ms: float | None
+    error_rate: float | None
+    reachable: bool
+    source: str
+
+
+@dataclass
+class LoopStats:
+    polls: int = 0
+    poll_failures: int = 0
+    ticks: int = 0
+    last_tick_at: float | None = None
+    last_tick_ms: float = 0.0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        ledger: LedgerStore,
+        store: StateStore,
+        clock: Clock,
+        http: httpx.AsyncClient,
+        environ: Mapping[str, str] | None = None,
+        diagnose: Diagnose | None = None,
+    ) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.store = store
+        self.clock = clock
+        self.http = http
+        self._environ = dict(environ) if environ is not None else None
+        self._policies: dict[str, Policy] = {}
+        self.engine = IncidentEngine(ledger, clock, self.policy_for)
+        self.pipeline = Pipeline(
+            self.engine,
+            clock,
+            diagnose=diagnose,
+            on_validated=self._on_validated,
+            monthly_quota_left=self._quota_left,
+        )
+        self.mode = Mode.NORMAL
+        self.mode_reasons: list[str] = []
+        self.components: dict[str, bool] = {"ledger": True, "store": True}
+        self.stats = LoopStats()
+        #: Called when an incident reaches VALIDATED (issue links, notify approvers).
+        self.validated_hooks: list[Callable[[IncidentState], Awaitable[None]]] = []
+        #: Called once per loop tick after polling (expiry, escalation, execution sweep).
+        self.tick_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._pending_system: list[dict[str, Any]] = []
+        #: Recent observations per (tenant, service), bounded, newest last.
+        self.history: dict[tuple[str, str], deque[Observation]] = {}
+        #: What healthy looks like per (tenant, service); learned only from healthy polls.
+        self.baselines: dict[tuple[str, str], Baseline] = {}
+        self._baselines_loaded: set[tuple[str, str]] = set()
+        self._baseline_saved_at: dict[tuple[str, str], float] = {}
+        #: Set when replicas share a store: only targets whose lease we hold are polled.
+        self.leases: Leases | None = None
+        self._stop = asyncio.Event()
+
+    # -- policy -----------------------------------------------------------------------------
+
+    def policy_for(self, tenant_id: str) -> Policy:
+        p = self._policies.get(tenant_id)
+        if p is None:
+            p = self._policies[tenant_id] = self.config.policy_for(tenant_id, self._environ)
+        return p
+
+    def target_for(self, tenant_id: str, service: str) -> TargetConfig | None:
+        return self.config.target(tenant_id, service)
+
+    @staticmethod
+    def _target(t: TargetConfig) -> Target:
+        return Target(t.tenant, t.service, t.action)
+
+    # -- observing --------------------------------------------------------------------------
+
+    async def observe(
+        self, t: TargetConfig, snapshot: HealthSnapshot, body: Mapping[str, Any] | None = None
+    ) -> IncidentState | None:
+        self.history.setdefault((t.tenant, t.service), deque(maxlen=HISTORY_POINTS)).append(
+            Observation(
+                snapshot.observed_at,
+                snapshot.score,
+                snapshot.p95_ms,
+                snapshot.error_rate,
+                snapshot.reachable,
+                snapshot.source,
+            )
+        )
+        await self._learn_baseline(t, snapshot)
+        try:
+            state = await self.pipeline.observe(self._target(t), snapshot, body)
+        except LedgerError as exc:
+            await self._component("ledger", False, f"ledger: {exc}")
+            return None
+        await self._component("ledger", True)
+        return state
+
+    async def _learn_baseline(self, t: TargetConfig, s: HealthSnapshot) -> None:
+        key = (t.tenant, t.service)
+        doc_id = f"{t.tenant}/{t.service}"
+        if key not in self._baselines_loaded:
+            self._baselines_loaded.add(key)
+            try:
+                doc = await self.store.get(BASELINES, doc_id)
+            except Exception:  # a store outage must not stop observing
+                doc = None
+            if doc is not None:
+                self.baselines[key] = Baseline.from_dict(doc)
+        if not is_healthy(self.policy_for(t.tenant), s):
+            return  # never learn from an incident
+        self.baselines[key] = b = learn(self.baselines.get(key), s)
+        if s.observed_at - self._baseline_saved_at.get(key, 0.0) >= BASELINE_PERSIST_EVERY_S:
+            try:
+                await self.store.put(BASELINES, doc_id, b.to_dict())
+                self._baseline_saved_at[key] = s.observed_at
+            except Exception:
+                log.warning("could not persist the baseline of %s", doc_id)
+
+    async def poll_target(self, t: TargetConfig) -> IncidentState | None:
+        snapshot, body = await poll(
+            self.http, t.health_url, timeout_s=t.poll_timeout_s, now=self.clock.now()
+        )
+        self.stats.polls += 1
+        if not snapshot.reachable:
+            self.stats.poll_failures += 1
+        return await self.observe(t, snapshot, body)
+
+    async def push_health(
+        self, tenant_id: str, service: str, body: Mapping[str, Any]
+    ) -> IncidentState | None:
+        t = self.target_for(tenant_id, service)
+        if t is None:
+            raise KeyError(service)
+        snap = snapshot_from_health(body, observed_at=self.clock.now(), source="push")
+        if self.leases is not None:  # pushes reach any replica: start from the shared ledger
+            try:
+                await self.engine.refresh(tenant_id)
+            except LedgerError as exc:
+                await self._component("ledger", False, f"ledger: {exc}")
+                return None
+        return await self.observe(t, snap, body)
+
+    async def alertmanager_alert(
+        self, tenant_id: str, service: str, *, firing: bool, name: str
+    ) -> IncidentState | None:
+        t = self.target_for(tenant_id, service)
+        if t is None:
+            raise KeyError(service)
+        now = self.clock.now()
+        if firing:
+            snap = HealthSnapshot(
+                observed_at=now, status="critical", source="alertmanager", detail=name
+            )
+        else:  # a resolved alert is a healthy observation
+            snap = HealthSnapshot(
+                observed_at=now,
+                score=100.0,
+                status="ok",
+                error_rate=0.0,
+                sample_size=10**6,
+                source="alertmanager",
+                detail=f"{name} resolved",
+            )
+        return await self.observe(t, snap, {})
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """One loop iteration: poll every polled target concurrently, then run tick hooks."""
+        started = time.perf_counter()
+        polled = [t for t in self.config.targets if t.health_url]
+        sweep = True
+        if self.leases is not None:
+            polled, sweep = await self._leased(polled)
+        results = await asyncio.gather(
+            *(self.poll_target(t) for t in polled), return_exceptions=True
+        )
+        for t, r in zip(polled, results, strict=True):
+            if isinstance(r, BaseException):
+                key = f"{t.tenant}/{t.service}"
+                self.stats.errors[key] = self.stats.errors.get(key, 0) + 1
+                log.error("poll of %s failed: %r", key, r)
+        for hook in self.tick_hooks if sweep else ():
+            try:
+                await hook()
+            except LedgerError as exc:
+                await self._component("ledger", False, f"ledger: {exc}")
+            except Exception:
+                log.exception("tick hook failed")
+        await self._check_store()
+        self.stats.ticks += 1
+        self.stats.last_tick_at = self.clock.now()
+        self.stats.last_tick_ms = (time.perf_counter() - started) * 1000
+
+    async def _leased(self, targets: list[TargetConfig]) -> tuple[list[TargetConfig], bool]:
+        """The targets (and whether the sweep) this replica holds; renews its leases."""
+        assert self.leases is not None
+        held, new = await self.leases.hold(
+            [*(target_lease(t.tenant, t.service) for t in targets), SWEEP]
+        )
+        mine = [t for t in targets if target_lease(t.tenant, t.service) in held]
+        for t in targets:
+            if target_lease(t.tenant, t.service) in new:  # taken over: its streaks are stale
+                self.pipeline.streaks.pop((t.tenant, t.service), None)
+        tenants = {t.tenant for t in mine} | (
+            {t.id for t in self.config.tenants} if SWEEP in held else set()
+        )
+        for tenant_id in sorted(tenants):  # other replicas may have appended meanwhile
+            try:
+                await self.engine.refresh(tenant_id)
+            except LedgerError as exc:
+                await self._component("ledger", False, f"ledger: {exc}")
+        return mine, SWEEP in held
+
+    async def run(self) -> None:
+        interval = self.config.orchestrator.loop_interval_s
+        while not self._stop.is_set():
+            started = self.clock.now()
+            try:
+                await self.tick()
+            except Exception:  # the loop outlives any one bad iteration
+                log.exception("loop iteration failed")
+            delay = max(0.0, interval - (self.clock.now() - started))
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=delay)
+            except asyncio.TimeoutError:
+                pass
+        if self.leases is not None:  # hand our targets over now, not after the lease time
+            await self.leases.release_all()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- hooks ------------------------------------------------------------------------------
+
+    async def _on_validated(self, state: IncidentState) -> None:
+        for hook in self.validated_hooks:
+            try:
+                await hook(state)
+            except Exception:
+                log.exception("validated hook failed for %s", state.incident_id)
+
+    async def _quota_left(self, tenant_id: str) -> bool:
+        policy = self.policy_for(tenant_id)
+        now = self.clock.now()
+        month = time.strftime("%Y-%m", time.gmtime(now))
+        opened = sum(
+            1
+            for s in await self.engine.incidents(tenant_id)
+            if time.strftime("%Y-%m", time.gmtime(s.opened_at)) == month
+        )
+        return opened <= policy.max_incidents_per_month
+
+    # -- degraded mode ----------------------------------------------------------------------
+
+    async def _check_store(self) -> None:
+        await self._component("store", await self.store.ping())
+        if not self.components.get("ledger", True):  # a replica polling nothing must notice too
+            try:
+                await self.ledger.head(SYSTEM_TENANT)
+            except LedgerError:
+                return
+            await self._component("ledger", True)
+
+    async def set_component(self, name: str, ok: bool, detail: str = "") -> None:
+        """For collaborators (providers, diagnosers) to report their health."""
+        await self._component(name, ok, detail)
+
+    async def _component(self, name: str, ok: bool, detail: str = "") -> None:
+        if self.components.get(name) == ok and not (ok and self._pending_system):
+            return
+        self.components[name] = ok
+        mode, culprits = compute_mode(self.components)
+        if mode is not self.mode:
+            entry = {
+                "from": str(self.mode.value),
+                "to": str(mode.value),
+                "components": culprits,
+                "detail": detail,
+                "at": self.clock.now(),
+            }
+            log.warning("orchestrator mode %s -> %s (%s)", self.mode.value, mode.value, culprits)
+            self.mode, self.mode_reasons = mode, culprits
+            self._pending_system.append(entry)
+        await self._flush_system()
+
+    async def _flush_system(self) -> None:
+        """Ledger mode changes; while the ledger is down they wait here, in order, not dropped."""
+        while self._pending_system:
+            e = self._pending_system[0]
+            try:
+                await self.engine.record(
+                    SYSTEM_TENANT,
+                    None,
+                    kind="mode",
+                    actor="orchestrator",
+                    decision=str(e["to"]),
+                    reason=f"mode {e['from']} -> {e['to']}"
+                    + (f": {', '.join(e['components'])} down" if e["components"] else ""),
+                    data=e,
+                )
+            except LedgerError:
+                self.components["ledger"] = False
+                return
+            self._pending_system.pop(0)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode.value,
+            "mode_reasons": self.mode_reasons,
+            "components": dict(self.components),
+            "pending_system_entries": len(self._pending_system),
+            "targets": len(self.config.targets),
+            "loop_interval_s": self.config.orchestrator.loop_interval_s,
+            "leases": self.leases.status() if self.leases is not None else None,
+            "stats": {
+                "polls": self.stats.polls,
+                "poll_failures": self.stats.poll_failures,
+                "ticks": self.stats.ticks,
+                "last_tick_at": self.stats.last_tick_at,
+                "last_tick_ms": round(self.stats.last_tick_ms, 2),
+                "errors": dict(self.stats.errors),
+            },
+        }

@@ -1,0 +1,59 @@
+"""Secrets and process settings, from the environment (never from the config file)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SecretSettingError(ValueError):
+    """A required secret is missing or too weak; the message says how to set it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    alert_secret: str = Field("", alias="ALERT_SECRET")
+    ledger_key: str = Field("", alias="ALERTENGINE_LEDGER_KEY")
+    admin_key: str = Field("", alias="ALERTENGINE_ADMIN_KEY")
+    store_url: str = Field("", alias="ALERTENGINE_STORE_URL")
+    redis_url: str = Field("", alias="REDIS_URL")
+    loop_interval_s: float | None = Field(None, alias="LOOP_INTERVAL_S", gt=0)
+    anthropic_api_key: str = Field("", alias="ANTHROPIC_API_KEY")
+    anthropic_base_url: str = Field("", alias="ANTHROPIC_BASE_URL")
+    council_enabled: bool = Field(False, alias="COUNCIL_ENABLED")
+    telegram_bot_token: str = Field("", alias="TELEGRAM_BOT_TOKEN")
+    telegram_webhook_secret: str = Field("", alias="TELEGRAM_WEBHOOK_SECRET")
+    telegram_api_base: str = Field("https://api.telegram.org", alias="TELEGRAM_API_BASE")
+    twilio_account_sid: str = Field("", alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: str = Field("", alias="TWILIO_AUTH_TOKEN")
+    twilio_whatsapp_from: str = Field("", alias="TWILIO_WHATSAPP_FROM")
+    twilio_api_base: str = Field("https://api.twilio.com", alias="TWILIO_API_BASE")
+    slack_webhook_url: str = Field("", alias="SLACK_WEBHOOK_URL")
+    github_token: str = Field("", alias="GITHUB_TOKEN")
+    notify_webhook_secret: str = Field("", alias="NOTIFY_WEBHOOK_SECRET")
+    claude_model: str = Field("", alias="ALERTENGINE_CLAUDE_MODEL")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        if environ is None:
+            return cls()
+        known = {f.alias for f in cls.model_fields.values() if f.alias}
+        return cls.model_validate({k: v for k, v in environ.items() if k in known})
+
+    def ledger_key_bytes(self, *, demo: bool) -> bytes:
+        """The ledger checkpoint HMAC key; a throw-away one in demo mode only."""
+        raw = self.ledger_key.encode()
+        if len(raw) >= 32:
+            return raw
+        if demo:
+            return secrets.token_bytes(32)
+        what = "not set" if not raw else f"only {len(raw)} bytes long"
+        raise SecretSettingError(
+            f"ALERTENGINE_LEDGER_KEY is {what}: it signs the ledger's head checkpoints (so a "
+            "cut-off tail is detectable) and must be 32+ bytes, not the same as ALERT_SECRET. "
+            "Generate one with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+        )

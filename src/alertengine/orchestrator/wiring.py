@@ -1,0 +1,401 @@
+"""Wire diagnosis, commit context and notifications into the orchestrator's pipeline.
+
+Diagnosis: build the context (health numbers, the SDK's routes and alerts, recent commits),
+ask the diagnoser (or the council), ledger the answer as ``actor="diagnosis:<model>"`` — data,
+never a transition. Notification: on VALIDATED, issue one approval link per recipient (each
+link bound to that recipient's identity), render the message, deliver with fall-over; every
+attempt is a ledger entry. Escalation: after ``escalate_after_s`` with no decision, the next
+person on the route gets their own link; ledgered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+import httpx
+
+from alertengine.authorize.service import Authorizer
+from alertengine.clock import Clock
+from alertengine.commits import Commit, CommitLog, flag_risky
+from alertengine.diagnose.base import Diagnoser, Diagnosis, DiagnosisContext
+from alertengine.diagnose.council import Council, CouncilVerdict
+from alertengine.engine import IncidentEngine
+from alertengine.incidents import IncidentState, Stage
+from alertengine.notify.channel import Channel, DeliveryResult
+from alertengine.notify.delivery import DeliveryEvent, Dispatcher, Recipient
+from alertengine.notify.escalation import escalation_levels, escalations_due
+from alertengine.notify.render import IncidentMessage, RenderedMessage, render
+from alertengine.notify.slack import SlackWebhookChannel
+from alertengine.notify.telegram import TelegramChannel
+from alertengine.notify.twilio import TwilioWhatsAppChannel
+from alertengine.notify.webhook import SignedWebhookChannel
+from alertengine.orchestrator.baseline import Baseline, deviation
+from alertengine.orchestrator.config import Config
+from alertengine.orchestrator.pipeline import Target
+from alertengine.orchestrator.settings import Settings
+from alertengine.policy import HealthSnapshot
+from alertengine.tenants import TenantRegistry, engineer_identity
+
+log = logging.getLogger("alertengine.wiring")
+
+#: Reports a dependency's health to the orchestrator's degraded-mode tracker.
+ReportHealth = Callable[[str, bool, str], Awaitable[None]]
+
+
+async def _ignore_health(_name: str, _ok: bool, _detail: str) -> None:
+    return None
+
+
+COMMIT_WINDOW_S = 6 * 3600.0
+
+
+async def commits_before(log: CommitLog, state: IncidentState) -> list[Commit]:
+    """The service's commits in the window before the incident opened (newest first)."""
+    return await log.recent(
+        state.tenant_id,
+        state.service,
+        since=state.opened_at - COMMIT_WINDOW_S,
+        until=state.opened_at,
+    )
+
+
+class AddressedWebhookChannel:
+    """The generic signed JSON webhook, where each recipient's address is its URL."""
+
+    name = "webhook"
+
+    def __init__(self, secret: bytes, client: httpx.AsyncClient, clock: Clock) -> None:
+        self._secret, self._client, self._clock = secret, client, clock
+
+    async def send(self, recipient: str, msg: RenderedMessage) -> DeliveryResult:
+        channel = SignedWebhookChannel(recipient, self._secret, self._client, self._clock)
+        return await channel.send(recipient, msg)
+
+
+def build_channels(
+    settings: Settings, http: httpx.AsyncClient, clock: Clock, *, webhook_secret: bytes
+) -> dict[str, Channel]:
+    """Every channel whose credentials are configured. Missing credentials: channel absent."""
+    channels: dict[str, Channel] = {"webhook": AddressedWebhookChannel(webhook_secret, http, clock)}
+    if settings.telegram_bot_token:
+        channels["telegram"] = TelegramChannel(
+            settings.telegram_bot_token, http, base_url=settings.telegram_api_base
+        )
+    if settings.twilio_account_sid and settings.twilio_auth_token:
+        channels["whatsapp"] = TwilioWhatsAppChannel(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            settings.twilio_whatsapp_from,
+            http,
+            base_url=settings.twilio_api_base,
+        )
+    if settings.slack_webhook_url:
+        channels["slack"] = SlackWebhookChannel(settings.slack_webhook_url, http)
+    return channels
+
+
+class DiagnosisStep:
+    """The pipeline's ``diagnose`` collaborator."""
+
+    def __init__(
+        self,
+        engine: IncidentEngine,
+        commits: CommitLog,
+        diagnoser: Diagnoser,
+        council: Council | None = None,
+        council_tenants: frozenset[str] = frozenset(),
+        *,
+        baseline_for: Callable[[str, str], Baseline | None] | None = None,
+        report_health: ReportHealth = _ignore_health,
+    ) -> None:
+        self.engine = engine
+        self.commits = commits
+        self.diagnoser = diagnoser
+        self.council = council
+        self.council_tenants = council_tenants
+        self.baseline_for = baseline_for
+        self.report_health = report_health
+
+    async def __call__(
+        self,
+        target: Target,
+        state: IncidentState,
+        snapshot: HealthSnapshot,
+        body: Mapping[str, Any],
+    ) -> Mapping[str, Any] | None:
+        recent = await commits_before(self.commits, state)
+        ctx = DiagnosisContext(
+            tenant_id=target.tenant_id,
+            service=target.service,
+            incident_id=state.incident_id,
+            snapshot={
+                **snapshot.summary(),
+                **{k: body[k] for k in ("metrics", "routes", "alerts") if k in body},
+            },
+            commits=recent,
+            opened_at=state.opened_at,
+        )
+        if self.baseline_for is not None:
+            b = self.baseline_for(target.tenant_id, target.service)
+            if b is not None:
+                ctx = replace(
+                    ctx,
+                    snapshot={
+                        **ctx.snapshot,
+                        "baseline": b.to_dict(),
+                        "deviation": deviation(b, snapshot),
+                    },
+                )
+        verdict: CouncilVerdict | None = None
+        if self.council is not None and target.tenant_id in self.council_tenants:
+            verdict = await self.council.convene(ctx)
+            d: Diagnosis = verdict.combined
+        else:
+            d = await self.diagnoser.diagnose(ctx)
+        await self.report_health("diagnoser", d.ok, d.error)
+        data: dict[str, Any] = d.to_dict()
+        if verdict is not None:
+            data["council"] = verdict.to_dict()
+        if recent:
+            data["commits"] = [c.to_dict() for c in recent[:5]]
+        reason = d.cause if d.ok else f"diagnosis unavailable ({d.error}); going ahead on policy"
+        await self.engine.record(
+            target.tenant_id,
+            state.incident_id,
+            kind="diagnosis",
+            actor=f"diagnosis:{d.model or 'unknown'}",
+            decision=d.category if d.ok else "unavailable",
+            reason=reason,
+            confidence=d.confidence,
+            data=data,
+        )
+        return data
+
+
+class Notifier:
+    def __init__(
+        self,
+        config: Config,
+        engine: IncidentEngine,
+        authorizer: Authorizer,
+        channels: Mapping[str, Channel],
+        clock: Clock,
+        commits: CommitLog,
+        *,
+        retries: int = 2,
+        report_health: ReportHealth = _ignore_health,
+    ) -> None:
+        self.report_health = report_health
+        self.config = config
+        self.engine = engine
+        self.authorizer = authorizer
+        self.clock = clock
+        self.commits = commits
+        self.dispatcher = Dispatcher(channels, self._record, clock, retries=retries)
+
+    async def _record(self, ev: DeliveryEvent) -> None:
+        decision = "delivered" if ev.ok else ("skipped" if ev.skipped else "failed")
+        if not ev.skipped:
+            await self.report_health(f"provider:{ev.channel}", ev.ok, ev.error)
+        await self.engine.record(
+            ev.tenant_id,
+            ev.incident_id,
+            kind="delivery",
+            actor="orchestrator",
+            decision=decision,
+            reason=f"{ev.channel} attempt {ev.attempt}: "
+            + ("delivered" if ev.ok else ev.skipped or ev.error or "failed"),
+            data=ev.to_dict(),
+        )
+
+    def route(self, tenant_id: str) -> list[Recipient]:
+        t = self.config.tenant(tenant_id)
+        if t is None:
+            return []
+        return [Recipient(a.channel, a.address, a.approver) for a in t.approvers]
+
+    async def on_validated(self, state: IncidentState) -> None:
+        await self.notify_level(state, 0)
+
+    async def notify_level(self, state: IncidentState, level: int) -> bool:
+        """Notify the people from ``level`` on, until one delivery succeeds."""
+        levels = escalation_levels(self.route(state.tenant_id))
+        for people in levels[level:]:
+            for r in people:  # one person's channels, as fall-overs
+                if await self._notify_one(state, r):
+                    return True
+        return False
+
+    async def _notify_one(self, state: IncidentState, r: Recipient) -> bool:
+        try:
+            link = await self.authorizer.issue(state.tenant_id, state.incident_id, r.identity)
+        except Exception as exc:  # e.g. the incident moved on meanwhile
+            log.info("no link for %s: %s", r.identity, exc)
+            return False
+        msg = await self.render(state, link.url, link.jti, link.expires_at, r.channel)
+        outcome = await self.dispatcher.deliver(state.tenant_id, state.incident_id, [r], msg)
+        return outcome.delivered
+
+    async def render(
+        self, state: IncidentState, url: str, jti: str, expires_at: float, channel: str
+    ) -> RenderedMessage:
+        fresh = await self.engine.get(state.tenant_id, state.incident_id) or state
+        det = fresh.detection
+        diag = fresh.diagnosis or {}
+        diagnosis: Diagnosis | None = None
+        verdict: CouncilVerdict | None = None
+        if diag:
+            diagnosis = _diagnosis_from(diag)
+            council = diag.get("council")
+            if isinstance(council, Mapping):
+                verdict = CouncilVerdict(
+                    agree=bool(council.get("agree")),
+                    a=_diagnosis_from(council.get("a") or {}),
+                    b=_diagnosis_from(council.get("b") or {}),
+                    what_to_check=str(council.get("what_to_check", "")),
+                    combined=diagnosis,
+                )
+        recent = await commits_before(self.commits, state)
+        m = IncidentMessage(
+            tenant_id=state.tenant_id,
+            service=state.service,
+            incident_id=state.incident_id,
+            stage=fresh.stage.value,
+            now=self.clock.now(),
+            score=_f(det.get("score")),
+            p95_ms=_f(det.get("p95_ms")),
+            error_rate=_f(det.get("error_rate")),
+            diagnosis=diagnosis,
+            verdict=verdict,
+            commits=flag_risky(recent[:3]),
+            approve_url=url,
+            approve_callback=f"ae:{jti}" if channel == "telegram" else "",
+            expires_at=expires_at,
+            action=fresh.action,
+        )
+        return render(m)
+
+    async def escalate_due(self) -> None:
+        """Tick hook: escalate incidents awaiting approval for longer than policy allows."""
+        for t in self.config.tenants:
+            policy = self.engine.policy_for(t.id)
+            for s in await self.engine.incidents(t.id, open_only=True):
+                if s.stage is not Stage.VALIDATED:
+                    continue
+                if s.notified_at is None:
+                    # Nobody could be told yet (every channel failed): try the route again.
+                    validated_at = s.history[-1].at
+                    if self.clock.now() >= validated_at + policy.escalate_after_s * (
+                        s.escalations + 1
+                    ):
+                        await self._retry_unnotified(s)
+                    continue
+                due = escalations_due(s.notified_at, self.clock.now(), policy.escalate_after_s)
+                if due < 1:
+                    continue
+                level = s.escalations + 1
+                if level >= len(escalation_levels(self.route(t.id))):
+                    continue  # everyone has been asked; expiry will decide
+                await self.engine.record(
+                    t.id,
+                    s.incident_id,
+                    kind="escalation",
+                    actor="orchestrator",
+                    decision=f"level {level}",
+                    reason=f"no decision within {policy.escalate_after_s:.0f} s; "
+                    "notifying the next approver",
+                    data={"level": level},
+                )
+                fresh = await self.engine.get(t.id, s.incident_id)
+                if fresh is not None:
+                    await self.notify_level(fresh, level)
+
+    async def _retry_unnotified(self, s: IncidentState) -> None:
+        await self.engine.record(
+            s.tenant_id,
+            s.incident_id,
+            kind="escalation",
+            actor="orchestrator",
+            decision="retry",
+            reason="no approver could be reached yet; trying the whole route again",
+            data={"level": 0, "retry": True},
+        )
+        fresh = await self.engine.get(s.tenant_id, s.incident_id)
+        if fresh is not None:
+            await self.notify_level(fresh, 0)
+
+
+def _f(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _diagnosis_from(d: Mapping[str, Any]) -> Diagnosis:
+    conf = _f(d.get("confidence")) or 0.0
+    return Diagnosis(
+        category=str(d.get("category", "")),
+        cause=str(d.get("cause", "")),
+        evidence=tuple(str(e) for e in d.get("evidence", ()) or ()),
+        suggested_action=str(d.get("suggested_action", "")),
+        confidence=min(1.0, max(0.0, conf)),
+        model=str(d.get("model", "")),
+        ok=bool(d.get("ok", True)),
+        error=str(d.get("error", "")),
+    )
+
+
+async def sweep_awaiting(
+    authorizer: Authorizer, notifier: Notifier, engine: IncidentEngine, tenants: list[str]
+) -> None:
+    """Each tick, for incidents awaiting approval: expiry per policy (a repropose sends fresh
+    links to the route from the top), then escalation. Shared by the orchestrator and the
+    simulator, so the simulator answers for the real process."""
+    for tenant_id in tenants:
+        for outcome in await authorizer.expire_due(tenant_id):
+            if outcome.action == "reproposed":
+                state = await engine.get(tenant_id, outcome.incident_id)
+                if state is not None:
+                    await notifier.notify_level(state, 0)
+    await notifier.escalate_due()
+
+
+async def record_theory_choice(
+    engine: IncidentEngine,
+    registry: TenantRegistry,
+    tenants: list[str],
+    channel: str,
+    user_id: str,
+    data: str,
+) -> str:
+    """A "Trust Theory A/B" tap: ledgered as the engineer's choice. It authorizes nothing."""
+    _, theory, incident_id = [*data.split(":", 2), "", ""][:3]
+    identity = engineer_identity(channel, user_id)
+    for tenant_id in tenants:
+        state = await engine.get(tenant_id, incident_id)
+        if state is None:
+            continue
+        if theory not in ("A", "B") or not await registry.is_approver(tenant_id, identity):
+            await engine.record(
+                tenant_id,
+                incident_id,
+                kind="refused",
+                actor=identity,
+                decision="choice refused",
+                reason="not an approver of this tenant" if theory in ("A", "B") else "bad choice",
+            )
+            return "Not accepted: you are not an approver for this service."
+        council = (state.diagnosis or {}).get("council") or {}
+        chosen = council.get(theory.lower()) if isinstance(council, Mapping) else None
+        await engine.record(
+            tenant_id,
+            incident_id,
+            kind="choice",
+            actor=identity,
+            decision=f"trust theory {theory}",
+            reason=str((chosen or {}).get("cause", "")) if isinstance(chosen, Mapping) else "",
+            data={"theory": theory},
+        )
+        return f"Noted: you trust Theory {theory}. Nothing runs until you approve."
+    return "Unknown incident."

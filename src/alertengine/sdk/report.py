@@ -1,0 +1,203 @@
+"""The ``/health/alerts`` document, built from buckets by a pure function.
+
+The shape keeps every key of fastapi-alertengine 1.7.0 (``status``, ``health_score{score,
+status,trend}``, ``metrics{overall_p95_ms,error_rate,anomaly_score,sample_size}``, ``alerts[{type,
+severity,reason_for_trigger,triggered_by}]``) so existing pollers keep working, and adds
+``service``, per-route detail, ``window`` and ``generated_at``. The top-level ``status`` *is*
+``health_score.status``: derived once, by :func:`alertengine.sdk.scoring.status_of`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from alertengine.sdk.scoring import (
+    Baseline,
+    Thresholds,
+    compute_trend,
+    score_health,
+)
+from alertengine.sdk.window import Bucket, Stats, merge_routes, merge_total, route_counts
+
+
+def _ms(v: float | None) -> float | None:
+    return None if v is None else round(v, 2)
+
+
+def _stats_dict(s: Stats, window_s: int) -> dict[str, Any]:
+    p50, p95, p99 = s.sketch.quantiles((0.5, 0.95, 0.99))
+    return {
+        "count": s.count,
+        "request_rate": round(s.count / window_s, 3),
+        "p50_ms": _ms(p50),
+        "p95_ms": _ms(p95),
+        "p99_ms": _ms(p99),
+        "mean_ms": _ms(s.sum_ms / s.count) if s.count else None,
+        "error_rate": round(s.error_rate_5xx, 4),
+        "error_rate_5xx": round(s.error_rate_5xx, 4),
+        "error_rate_4xx": round(s.error_rate_4xx, 4),
+        "status_5xx_count": s.c5xx,
+        "status_4xx_count": s.c4xx,
+    }
+
+
+def _window_meta(now: float, window_s: int, replicas: int) -> dict[str, Any]:
+    end = int(now)
+    return {
+        "seconds": window_s,
+        "bucket_seconds": 1,
+        "start": end - window_s + 1,
+        "end": end + 1,
+        "replicas": replicas,
+    }
+
+
+def build_report(
+    buckets: Sequence[Bucket],
+    *,
+    now: float,
+    service: str,
+    window_s: int,
+    thresholds: Thresholds,
+    baseline: Baseline | None = None,
+    route_limit: int = 50,
+    replicas: int = 1,
+) -> dict[str, Any]:
+    """The health document for the seconds ``(now - window_s, now]`` of ``buckets``.
+
+    ``buckets`` may hold several buckets for the same second (one per replica): they merge.
+    """
+    t = thresholds
+    sec = int(now)
+    lo = sec - window_s
+    in_window = [b for b in buckets if lo < b.sec <= sec]
+    total = merge_total(in_window, lo, sec)
+    p95 = total.sketch.quantile(0.95)
+
+    # Rate of change: the last roc_recent_s seconds against the rest of the window.
+    cut = sec - t.roc_recent_s
+    recent = merge_total(in_window, cut, sec)
+    prior = merge_total(in_window, lo, cut)
+    enough = recent.count >= t.min_samples and prior.count >= t.min_samples
+    recent_p95 = recent.sketch.quantile(0.95) if enough else None
+    prior_p95 = prior.sketch.quantile(0.95) if enough else None
+
+    # Trend: the score of the last trend_span_s seconds against the span before it.
+    span = t.trend_span_s
+    late = merge_total(in_window, sec - span, sec)
+    early = merge_total(in_window, sec - 2 * span, sec - span)
+    late_score = early_score = None
+    if late.count >= t.min_samples and early.count >= t.min_samples:
+        late_score = score_health(
+            late.sketch.quantile(0.95), late.error_rate_5xx, thresholds=t, baseline=baseline
+        ).score
+        early_score = score_health(
+            early.sketch.quantile(0.95), early.error_rate_5xx, thresholds=t, baseline=baseline
+        ).score
+    trend = compute_trend(late_score, early_score, t)
+
+    health = score_health(
+        p95,
+        total.error_rate_5xx,
+        sample_size=total.count,
+        thresholds=t,
+        baseline=baseline,
+        recent_p95_ms=recent_p95,
+        prior_p95_ms=prior_p95,
+        trend=trend,
+    )
+
+    # Rank by count first (cheap), then merge sketches only for the routes that are shown.
+    counts = route_counts(in_window)
+    shown = sorted(counts, key=lambda r: (-counts[r], r))[:route_limit]
+    per_route = merge_routes(in_window, set(shown))
+    routes: dict[str, Any] = {}
+    for name in shown:
+        s = per_route[name]
+        detail = _stats_dict(s, window_s)
+        route_health = score_health(
+            s.sketch.quantile(0.95), s.error_rate_5xx, sample_size=s.count, thresholds=t
+        )
+        detail["score"] = route_health.score
+        detail["status"] = route_health.status
+        routes[name] = detail
+
+    overall = _stats_dict(total, window_s)
+    warm = baseline is not None and baseline.warm(t)
+    metrics: dict[str, Any] = {
+        "overall_p95_ms": overall["p95_ms"],
+        "error_rate": overall["error_rate"],
+        "anomaly_score": round(health.anomaly_score, 2),
+        "sample_size": total.count,
+        "p50_ms": overall["p50_ms"],
+        "p99_ms": overall["p99_ms"],
+        "mean_ms": overall["mean_ms"],
+        "request_rate": overall["request_rate"],
+        "error_rate_5xx": overall["error_rate_5xx"],
+        "error_rate_4xx": overall["error_rate_4xx"],
+        "status_5xx_count": total.c5xx,
+        "status_4xx_count": total.c4xx,
+        "rate_of_change": None if health.roc_ratio is None else round(health.roc_ratio, 3),
+        "baseline_p95_ms": _ms(baseline.p95_ms) if warm and baseline is not None else None,
+        "baseline_error_rate": (
+            round(baseline.error_rate, 4) if warm and baseline is not None else None
+        ),
+        "p95_warning_ms": _ms(health.p95_warning_ms),
+        "p95_critical_ms": _ms(health.p95_critical_ms),
+        "routes_tracked": len(counts),
+    }
+    p95_fmt = "–" if p95 is None else f"{p95:.0f}"
+    return {
+        "service": service,
+        "status": health.status,
+        "health_score": {
+            "score": health.score,
+            "status": health.status,
+            "trend": health.trend,
+            "components": health.components(),
+        },
+        "metrics": metrics,
+        "alerts": [a.as_dict() for a in health.alerts],
+        "routes": routes,
+        "window": _window_meta(now, window_s, replicas),
+        "generated_at": round(now, 3),
+        "summary": f"{health.status}: score {health.score}, P95 {p95_fmt} ms, "
+        f"5xx {total.error_rate_5xx:.1%} over {total.count} requests",
+    }
+
+
+def unavailable_report(
+    *, now: float, service: str, window_s: int, reason: str, replicas: int = 0
+) -> dict[str, Any]:
+    """Fail closed: the store cannot be read, so the SDK says it does not know (never "ok")."""
+    return {
+        "service": service,
+        "status": "unknown",
+        "health_score": {"score": None, "status": "unknown", "trend": "stable", "components": {}},
+        "metrics": {
+            "overall_p95_ms": None,
+            "error_rate": None,
+            "anomaly_score": None,
+            "sample_size": 0,
+            "p50_ms": None,
+            "p99_ms": None,
+            "request_rate": None,
+            "error_rate_5xx": None,
+            "error_rate_4xx": None,
+            "status_5xx_count": None,
+            "status_4xx_count": None,
+        },
+        "alerts": [
+            {
+                "type": "store_unavailable",
+                "severity": "critical",
+                "reason_for_trigger": f"metrics store unreachable: {reason}",
+                "triggered_by": "store",
+            }
+        ],
+        "routes": {},
+        "window": _window_meta(now, window_s, replicas),
+        "generated_at": round(now, 3),
+        "summary": f"unknown: metrics store unreachable ({reason})",
+    }

@@ -1,0 +1,84 @@
+"""``alertengine tenant add|list|rotate-key|approvers`` (store from ALERTENGINE_STORE_URL)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from alertengine.ledger.tools import store_url_from_env
+from alertengine.stores.base import StateStore
+from alertengine.stores.factory import open_state_store
+from alertengine.tenants import TenantError, TenantRegistry
+
+app = typer.Typer(help="Tenants: API keys (shown once) and approvers.", no_args_is_help=True)
+T = TypeVar("T")
+UrlOpt = Annotated[str | None, typer.Option("--url", help="Store URL (ALERTENGINE_STORE_URL).")]
+
+
+def _run(url: str | None, fn: Callable[[TenantRegistry], Awaitable[T]]) -> T:
+    async def go() -> T:
+        store: StateStore = open_state_store(url or store_url_from_env())
+        try:
+            return await fn(TenantRegistry(store))
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(go())
+    except TenantError as exc:
+        Console(stderr=True).print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def add(
+    tenant_id: str, name: Annotated[str, typer.Option("--name")] = "", url: UrlOpt = None
+) -> None:
+    """Create a tenant and print its API key (stored only as a hash: copy it now)."""
+    key = _run(url, lambda r: r.add(tenant_id, name or tenant_id))
+    typer.echo(key)
+
+
+@app.command("rotate-key")
+def rotate_key(tenant_id: str, url: UrlOpt = None) -> None:
+    """Issue a new API key; the old one stops working at once."""
+    typer.echo(_run(url, lambda r: r.rotate_key(tenant_id)))
+
+
+@app.command("list")
+def list_(url: UrlOpt = None) -> None:
+    """Tenants and their approvers (never keys)."""
+    tenants = _run(url, lambda r: r.list())
+    table = Table("tenant", "name", "approvers")
+    for t in tenants:
+        table.add_row(t.tenant_id, t.name, ", ".join(t.identities()) or "-")
+    Console().print(table)
+
+
+@app.command()
+def approvers(
+    tenant_id: str,
+    channel: Annotated[str | None, typer.Argument(help="telegram, whatsapp, web, …")] = None,
+    ids: Annotated[list[str] | None, typer.Argument(help="ids for the channel")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="remove the channel's list")] = False,
+    url: UrlOpt = None,
+) -> None:
+    """Show approvers, or set a channel's list: `approvers acme telegram 123456 654321`."""
+
+    async def go(r: TenantRegistry) -> list[str]:
+        if channel is not None and (ids or clear):
+            t = await r.set_approvers(tenant_id, channel, [] if clear else list(ids or []))
+        else:
+            found = await r.get(tenant_id)
+            if found is None:
+                raise TenantError(f"no such tenant: {tenant_id!r}")
+            t = found
+        return t.identities()
+
+    for identity in _run(url, go):
+        typer.echo(identity)

@@ -1,0 +1,150 @@
+"""Issue 7 with real processes: three ``alertengine serve`` replicas and three instrumented app
+replicas sharing one redis-server, under bounded traffic. A latency spike gives exactly one
+incident, one message, one execution; SIGKILL of the replica driving it mid-incident does not
+stop it: another takes the lease over and finishes; the ledger verifies, nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from alertengine.demo import _serve
+from alertengine.incidents import Stage
+from alertengine.ledger.redis import RedisLedgerStore
+from alertengine.ledger.replay import replay
+from alertengine.orchestrator.leases import target_lease
+from alertengine.stores.redis import RedisStateStore
+from tests.scale.cluster import (
+    SECRETS,
+    SERVICE,
+    TENANT,
+    Receiver,
+    app_proc,
+    config_toml,
+    duplicates,
+    load,
+    orch_proc,
+    transitions,
+    wait_http,
+)
+from tests.support.redis_server import free_port
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+
+async def _until(pred, timeout_s: float, what: str, every: float = 0.2):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = await pred()
+        if got:
+            return got
+        await asyncio.sleep(every)
+    raise TimeoutError(what)
+
+
+@pytest.mark.timeout(150)
+async def test_three_orchestrators_three_apps_spike_kill_one_mid_incident(redis_server, tmp_path):
+    url = redis_server.url
+    app_ports = [free_port() for _ in range(3)]
+    orch_ports = [free_port() for _ in range(3)]
+    rx_port = free_port()
+    apps = [f"http://127.0.0.1:{p}" for p in app_ports]
+    orchs = [f"http://127.0.0.1:{p}" for p in orch_ports]
+    cfg = tmp_path / "alertengine.toml"
+    cfg.write_text(
+        config_toml(
+            base_url=orchs[0],
+            receiver=f"http://127.0.0.1:{rx_port}",
+            health_url=f"{apps[0]}/health/alerts",  # any replica answers for all (shared Redis)
+        )
+    )
+
+    async def calm_all() -> None:
+        async with httpx.AsyncClient(timeout=5) as c:
+            for a in apps:
+                await c.post(f"{a}/chaos", json={"latency_s": 0.0})
+
+    rx = Receiver(on_recover=calm_all)
+    app_procs = [app_proc(p, url, tmp_path / f"app{i}.log") for i, p in enumerate(app_ports)]
+    orch_procs = [
+        orch_proc(cfg, p, url, tmp_path / f"orch{i}.log") for i, p in enumerate(orch_ports)
+    ]
+    procs = app_procs + orch_procs
+    ledger = RedisLedgerStore(url, key=SECRETS["ALERTENGINE_LEDGER_KEY"].encode())
+    store = RedisStateStore(url)
+    stop = asyncio.Event()
+    stats: collections.Counter[str] = collections.Counter()
+    try:
+        async with _serve(rx.app(), rx_port):
+            for base in apps:
+                await wait_http(f"{base}/health/alerts", 60, procs)
+            for base in orchs:
+                await wait_http(f"{base}/healthz", 60, procs)
+            traffic = asyncio.create_task(load(apps, stop, stats, max_requests=50_000))
+            await asyncio.sleep(3)
+            assert await transitions(ledger) == []  # healthy traffic opens nothing
+            # Exactly one replica polls the target; all three hold some lease or none.
+            holder = await store.lease_holder(target_lease(TENANT, SERVICE))
+            assert holder is not None
+
+            async with httpx.AsyncClient(timeout=5) as c:
+                for a in apps:
+                    await c.post(f"{a}/chaos", json={"latency_s": 0.6})
+
+            async def validated():  # type: ignore[no-untyped-def]
+                return rx.messages and [
+                    e for e in await transitions(ledger) if e.stage == Stage.VALIDATED.value
+                ]
+
+            await _until(validated, 45, "no VALIDATED incident and message")
+            # Kill whichever replica drives the target now, mid-incident, without warning.
+            holder = await store.lease_holder(target_lease(TENANT, SERVICE))
+            assert holder is not None
+            victim = next(p for p in orch_procs if f":{p.pid}:" in holder)
+            victim.kill()
+            survivors = [o for o, p in zip(orchs, orch_procs, strict=True) if p is not victim]
+
+            msg = rx.messages[0]
+            token = parse_qs(urlsplit(str(msg["approve_url"])).query)["token"][0]
+            async with httpx.AsyncClient(timeout=10) as c:
+                # The link may point at the dead replica: any replica redeems it.
+                form = {"token": token}
+                r = await c.post(f"{survivors[0]}/action/recover/confirm", data=form)
+                assert r.status_code == 200, r.text
+                again = await c.post(f"{survivors[1]}/action/recover/confirm", data=form)
+                assert again.status_code != 200  # single use, across replicas
+
+            async def resolved():  # type: ignore[no-untyped-def]
+                return [e for e in await transitions(ledger) if e.stage == Stage.RESOLVED.value]
+
+            await _until(resolved, 45, "the incident did not resolve after the kill")
+            new_holder = await store.lease_holder(target_lease(TENANT, SERVICE))
+            assert new_holder is not None and f":{victim.pid}:" not in new_holder
+            await asyncio.sleep(1.5)  # anything late would show up now
+            stop.set()
+            await traffic
+
+        moves = await transitions(ledger)
+        assert len({e.incident_id for e in moves}) == 1  # exactly one incident
+        assert duplicates(moves) == []  # no stage entered twice
+        assert [e.stage for e in moves] == [
+            "DETECTED", "PROPOSED", "VALIDATED", "AUTHORIZED", "EXECUTED", "RESOLVED",
+        ]  # fmt: skip
+        assert len(rx.messages) == 1  # one message on the one channel
+        assert len(rx.recoveries) == 1  # one webhook call
+        assert (await ledger.verify(TENANT)).ok
+        states = await replay(ledger, TENANT)
+        (state,) = states.values()
+        assert state.stage is Stage.RESOLVED
+        assert stats["200"] > 200 and stats["sent"] <= 50_000
+    finally:
+        stop.set()
+        for p in procs:
+            p.stop()
+        await ledger.close()
+        await store.close()
