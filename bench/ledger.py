@@ -1,4 +1,4 @@
-"""Ledger benchmark: durable append throughput, then verify and scan of a large chain.
+"""Ledger benchmark: durable append throughput, then verify and replay of a large chain.
 
 For SQLite (a temp file, WAL, synchronous=FULL) and Redis (a redis-server this script
 starts on a free loopback port and stops at the end):
@@ -6,7 +6,8 @@ starts on a free loopback port and stops at the end):
 * group commit — many concurrent tasks, one entry per append call;
 * batched — sequential append calls of 500 entries each;
 * single — one task, one entry per call, each waiting for its commit;
-* verify and scan of ``--entries`` (default 1 000 000) entries of one tenant.
+* verify and replay (scan + fold into incident states) of ``--entries`` (default
+  1 000 000) entries of one tenant.
 
     .venv/bin/python bench/ledger.py [--entries N] [--skip-redis]
 """
@@ -34,6 +35,7 @@ from tests.support.redis_server import RedisServer
 from alertengine.ledger.base import LedgerStore
 from alertengine.ledger.chain import EntryDraft
 from alertengine.ledger.redis import RedisLedgerStore
+from alertengine.ledger.replay import replay
 from alertengine.ledger.sqlite import SqliteLedgerStore
 
 KEY = b"bench-ledger-key"
@@ -124,17 +126,20 @@ async def run_backend(name: str, store: LedgerStore, entries: int, table: Table)
         if not result.ok or result.count != entries:
             raise SystemExit(f"{name}: verify failed: {result}")
 
-        scan = bar.add_task(f"{name}: scan {entries:,}", total=entries)
+        fold = bar.add_task(f"{name}: replay {entries:,}", total=entries)
         t, cpu = time.perf_counter(), time.process_time()
-        seen = 0
-        async for _ in store.scan("bench-big"):
-            seen += 1
-            if seen % 10_000 == 0:
-                bar.advance(scan, 10_000)
-        scan_s, scan_cpu = time.perf_counter() - t, time.process_time() - cpu
-        bar.remove_task(scan)
-        if seen != entries:
-            raise SystemExit(f"{name}: scan saw {seen} of {entries}")
+        done = 0
+
+        def tick(n: int) -> None:
+            nonlocal done
+            bar.advance(fold, n - done)
+            done = n
+
+        states = await replay(store, "bench-big", progress=tick)
+        replay_s, replay_cpu = time.perf_counter() - t, time.process_time() - cpu
+        bar.remove_task(fold)
+        if done != entries or len(states) != -(-entries // 6):
+            raise SystemExit(f"{name}: replay saw {done} entries, {len(states)} incidents")
 
     table.add_row(
         name,
@@ -142,12 +147,12 @@ async def run_backend(name: str, store: LedgerStore, entries: int, table: Table)
         f"{rate_batch:,.0f}",
         f"{rate_single:,.0f}",
         f"{verify_s:.1f} s ({verify_cpu:.1f} s CPU)",
-        f"{scan_s:.1f} s ({scan_cpu:.1f} s CPU)",
+        f"{replay_s:.1f} s ({replay_cpu:.1f} s CPU)",
     )
     console.print(
         f"{name}: group {rate_group:,.0f}/s, batched {rate_batch:,.0f}/s, single "
         f"{rate_single:,.0f}/s, verify {entries:,} in {verify_s:.1f} s ({verify_cpu:.1f} s CPU"
-        f" in this process), scan in {scan_s:.1f} s ({scan_cpu:.1f} s CPU); load average "
+        f" in this process), replay in {replay_s:.1f} s ({replay_cpu:.1f} s CPU); load average "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
 
@@ -158,8 +163,8 @@ async def main() -> None:
     parser.add_argument("--skip-redis", action="store_true")
     args = parser.parse_args()
 
-    table = Table(title=f"Ledger ({args.entries:,} entries for verify/scan)")
-    for col in ("backend", "group commit /s", "batched /s", "single /s", "verify", "scan"):
+    table = Table(title=f"Ledger ({args.entries:,} entries for verify/replay)")
+    for col in ("backend", "group commit /s", "batched /s", "single /s", "verify", "replay"):
         table.add_column(col, justify="right")
 
     with tempfile.TemporaryDirectory(prefix="ae-bench-") as tmp:
