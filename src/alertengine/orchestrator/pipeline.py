@@ -157,8 +157,12 @@ class Pipeline:
                 quota = await self.monthly_quota_left(target.tenant_id)
             v = should_validate(policy, s, st.degraded, quota_left=quota)
             if v.yes:
-                moved = await self._move(state, Change(Stage.VALIDATED, "policy", v.reason))
-                if moved is not None and moved.stage is Stage.VALIDATED:
+                moved, ours = await self._attempt(
+                    state, Change(Stage.VALIDATED, "policy", v.reason)
+                )
+                if ours and moved is not None:
+                    # Only the move that won notifies: another replica (or task) that lost
+                    # the compare-and-append must not send a second set of links.
                     await self._hook(self.on_validated, moved)
                 return moved
             if not quota:
@@ -218,14 +222,21 @@ class Pipeline:
         )
 
     async def _move(self, state: IncidentState, change: Change) -> IncidentState | None:
+        return (await self._attempt(state, change))[0]
+
+    async def _attempt(
+        self, state: IncidentState, change: Change
+    ) -> tuple[IncidentState | None, bool]:
+        """(the incident now, whether *this* call moved it)."""
         try:
-            return await self.engine.transition(
+            moved = await self.engine.transition(
                 state.tenant_id, state.incident_id, change, expect_stage=state.stage
             )
+            return moved, True
         except TransitionRefused as exc:
             # Someone else moved it first (another replica, an approval): re-read next time.
             log.info("transition refused: %s", exc.reason)
-            return await self.engine.get(state.tenant_id, state.incident_id)
+            return await self.engine.get(state.tenant_id, state.incident_id), False
 
     async def _hook(self, hook: IncidentHook, state: IncidentState) -> None:
         try:
