@@ -15,22 +15,60 @@ pytestmark = pytest.mark.redis
 NAMES = [target_lease("t1", f"svc{i}") for i in range(12)] + [SWEEP]
 
 
-async def test_each_lease_has_exactly_one_holder_and_renewal_keeps_it(redis_server):
+async def _rounds(replicas: list[Leases], n: int) -> list[frozenset[str]]:
+    held: list[frozenset[str]] = []
+    for _ in range(n):
+        held = [h for h, _ in await asyncio.gather(*(r.hold(NAMES) for r in replicas))]
+    return held
+
+
+def _disjoint(held: list[frozenset[str]]) -> bool:
+    return sum(len(h) for h in held) == len(frozenset().union(*held))
+
+
+async def test_each_lease_has_exactly_one_holder_and_work_is_shared_fairly(redis_server):
     stores = [RedisStateStore(redis_server.url) for _ in range(3)]
     replicas = [Leases(s, f"r{i}", ttl_s=5.0) for i, s in enumerate(stores)]
     try:
-        first = await asyncio.gather(*(r.hold(NAMES) for r in replicas))
-        held = [h for h, _ in first]
-        assert sum(len(h) for h in held) == len(NAMES)  # every lease taken, none twice
-        for a in range(3):
-            for b in range(a + 1, 3):
-                assert not held[a] & held[b]
+        # The first replica starts alone and takes everything...
+        alone, _ = await replicas[0].hold(NAMES)
+        assert alone == frozenset(NAMES)
+        # ...every round after, each lease has one holder, and soon each holds its share.
+        for _ in range(3):
+            held = await _rounds(replicas, 1)
+            assert _disjoint(held)
+        assert frozenset().union(*held) == frozenset(NAMES)  # nothing left unheld
+        share = -(-len(NAMES) // 3)
+        assert all(len(h) <= share for h in held), [len(h) for h in held]
+        assert min(len(h) for h in held) >= len(NAMES) - 2 * share  # nobody idle
         for r, h in zip(replicas, held, strict=True):
             for name in h:
                 assert await stores[0].lease_holder(name) == r.holder
-        again = await asyncio.gather(*(r.hold(NAMES) for r in replicas))
-        assert [h for h, _ in again] == held  # renewal keeps every lease where it was
-        assert all(not new for _, new in again)
+        again = await _rounds(replicas, 1)
+        assert again == held  # settled: renewal keeps every lease where it was
+        assert all(r.peers == 3 for r in replicas)
+        assert replicas[0].released >= len(NAMES) - share  # it handed its surplus over
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_when_a_replica_dies_the_others_share_its_work(redis_server):
+    stores = [RedisStateStore(redis_server.url) for _ in range(3)]
+    replicas = [Leases(s, f"d{i}", ttl_s=0.8) for i, s in enumerate(stores)]
+    try:
+        held = await _rounds(replicas, 3)
+        assert frozenset().union(*held) == frozenset(NAMES)
+        dead_had = held[2]
+        assert dead_had
+        # d2 dies: it stops renewing and stops announcing itself.
+        await asyncio.sleep(0.9)
+        survivors = replicas[:2]
+        held = await _rounds(survivors, 2)
+        assert _disjoint(held)
+        assert frozenset().union(*held) == frozenset(NAMES)  # its leases were taken over
+        assert all(len(h) <= -(-len(NAMES) // 2) for h in held)
+        assert all(r.peers == 2 for r in survivors)
     finally:
         for s in stores:
             await s.close()
@@ -91,7 +129,7 @@ async def test_during_a_store_outage_a_replica_acts_only_until_its_leases_would_
         now[0] += 1.0
         held, _ = await leases.hold(NAMES)
         assert held == frozenset(NAMES)  # still within the lease time: nobody else can have it
-        assert leases.errors == len(NAMES)
+        assert leases.errors == len(NAMES) + 1  # every renewal and the heartbeat
         now[0] += 2.5
         held, _ = await leases.hold(NAMES)
         assert held == frozenset()  # past it: another replica may hold them now
