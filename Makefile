@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test lint typecheck unit bench bench-overhead bench-ledger bench-authorize clean system-deps bench-simulate bench-detection
+.PHONY: setup demo test lint typecheck unit bench bench-overhead bench-ledger bench-authorize clean system-deps bench-simulate bench-detection bench-scale bench-soak
 
 setup: $(STAMP)
 
@@ -35,7 +35,7 @@ unit: setup
 
 test: setup system-deps lint typecheck unit
 
-bench: bench-overhead bench-ledger bench-authorize bench-simulate
+bench: bench-overhead bench-ledger bench-authorize bench-simulate bench-detection bench-scale
 
 bench-overhead: setup
 	scripts/bench-venv.sh
@@ -55,3 +55,11 @@ bench-simulate: setup
 
 bench-detection: setup
 	$(BIN)/python bench/detection.py --rounds 5
+
+bench-scale: setup
+	@scripts/ensure-system-deps.sh --bench
+	$(BIN)/python bench/scale.py --rounds 3
+
+# Manual, not part of `make bench`: twelve minutes of steady load.
+bench-soak: setup system-deps
+	$(BIN)/python bench/soak.py --minutes 12

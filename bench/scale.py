@@ -2,10 +2,14 @@
 orchestrator targets polled per second per replica (1 and 3 replicas sharing Redis).
 
 Every server is its own process on 127.0.0.1 (uvicorn); load comes from a separate load
-process (httpx, fixed concurrency, fixed duration). A real redis-server is started here on a
+process (fixed concurrency, fixed duration). A real redis-server is started here on a
 free port and stopped by pid. Compare ratios from one run, not absolute numbers.
 
     .venv/bin/python bench/scale.py [--seconds 8] [--concurrency 32] [--targets 60]
+        [--rounds 3] [--loop-interval 0.2]
+
+App load comes from ``wrk`` (Debian package) when it is installed, else from an httpx load
+process (which then saturates before the app does: compare only within one run).
 """
 
 from __future__ import annotations
@@ -134,22 +138,68 @@ def start_redis(tmp: str) -> tuple[subprocess.Popen[bytes], str]:
     return p, f"redis://127.0.0.1:{port}/0"
 
 
-def app_throughput(redis_url: str, seconds: float, concurrency: int) -> dict[str, Any]:
+#: wrk spreads requests over many item ids, so the route template (not the path) is measured.
+WRK_SCRIPT = """
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", "/items/" .. (counter % 100000))
+end
+"""
+
+
+def wrk_load(url: str, seconds: float, concurrency: int, tmp: str) -> dict[str, Any]:
+    script = Path(tmp) / "items.lua"
+    script.write_text(WRK_SCRIPT)
+    run = subprocess.run(
+        ["wrk", "-t", "1", "-c", str(concurrency), "-d", f"{max(1, round(seconds))}s",
+         "-s", str(script), url],
+        capture_output=True, text=True, check=True, timeout=seconds + 60,
+    )  # fmt: skip
+    fields = {}
+    for line in run.stdout.splitlines():
+        line = line.strip()
+        if line.startswith("Requests/sec:"):
+            fields["rps"] = float(line.split()[1])
+        elif "requests in" in line:
+            fields["ok"] = int(line.split()[0])
+        elif line.startswith("Non-2xx"):
+            fields["errors"] = int(line.split()[-1])
+    fields.setdefault("errors", 0)
+    fields["load"] = "wrk"
+    return fields
+
+
+def app_throughput(
+    redis_url: str, seconds: float, concurrency: int, tmp: str, rounds: int
+) -> dict[str, Any]:
+    """Rounds of bare / memory / redis, interleaved; the median rps of each."""
+    use_wrk = shutil.which("wrk") is not None
+    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "memory": [], "redis": []}
+    for _ in range(rounds):
+        for mode in runs:
+            port = free_port()
+            app = spawn([sys.executable, __file__, "--role", "app", "--mode", mode,
+                         "--port", str(port), "--redis-url", redis_url])  # fmt: skip
+            try:
+                wait_http(f"http://127.0.0.1:{port}/items/0")
+                url = f"http://127.0.0.1:{port}"
+                if use_wrk:
+                    runs[mode].append(wrk_load(url, seconds, concurrency, tmp))
+                else:
+                    load = subprocess.run(
+                        [sys.executable, __file__, "--role", "load", "--url", url,
+                         "--seconds", str(seconds), "--concurrency", str(concurrency)],
+                        cwd=ROOT, capture_output=True, check=True, timeout=seconds + 120,
+                    )  # fmt: skip
+                    runs[mode].append({**json.loads(load.stdout), "load": "httpx"})
+            finally:
+                stop(app)
     out: dict[str, Any] = {}
-    for mode in ("bare", "memory", "redis"):
-        port = free_port()
-        app = spawn([sys.executable, __file__, "--role", "app", "--mode", mode,
-                     "--port", str(port), "--redis-url", redis_url])  # fmt: skip
-        try:
-            wait_http(f"http://127.0.0.1:{port}/items/0")
-            load = subprocess.run(
-                [sys.executable, __file__, "--role", "load", "--url", f"http://127.0.0.1:{port}",
-                 "--seconds", str(seconds), "--concurrency", str(concurrency)],
-                cwd=ROOT, capture_output=True, check=True, timeout=seconds + 120,
-            )  # fmt: skip
-            out[mode] = json.loads(load.stdout)
-        finally:
-            stop(app)
+    for mode, rs in runs.items():
+        rps = sorted(r["rps"] for r in rs)
+        out[mode] = {"rps": rps[len(rps) // 2], "runs": [r["rps"] for r in rs],
+                     "errors": sum(r["errors"] for r in rs), "load": rs[0]["load"]}  # fmt: skip
     bare = out["bare"]["rps"]
     for mode in ("memory", "redis"):
         out[mode]["vs_bare"] = round(out[mode]["rps"] / bare, 3)
@@ -157,13 +207,13 @@ def app_throughput(redis_url: str, seconds: float, concurrency: int) -> dict[str
 
 
 def orchestrator_polls(
-    redis_url: str, tmp: str, replicas: int, targets: int, seconds: float
+    redis_url: str, tmp: str, replicas: int, targets: int, seconds: float, interval: float
 ) -> dict[str, Any]:
     app_port = free_port()
     app = spawn([sys.executable, __file__, "--role", "app", "--mode", "memory",
                  "--port", str(app_port), "--redis-url", redis_url])  # fmt: skip
     cfg = Path(tmp) / f"scale-{replicas}.toml"
-    lines = ["[orchestrator]", 'store_url = "memory://"', "loop_interval_s = 0.2", "",
+    lines = ["[orchestrator]", 'store_url = "memory://"', f"loop_interval_s = {interval}", "",
              "[[tenants]]", 'id = "bench"', ""]  # fmt: skip
     for i in range(targets):
         lines += ["[[targets]]", 'tenant = "bench"', f'service = "svc{i}"',
@@ -202,7 +252,7 @@ def orchestrator_polls(
         return {
             "replicas": replicas,
             "targets": targets,
-            "loop_interval_s": 0.2,
+            "loop_interval_s": interval,
             "polls_per_s_per_replica": per,
             "targets_held_per_replica": [h for _, h in b],
             "polls_per_s_total": round(sum(per), 1),
@@ -224,6 +274,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--targets", type=int, default=60)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of app load")
+    ap.add_argument(
+        "--loop-interval", type=float, default=0.2,
+        help="orchestrator loop interval; a tiny one measures how fast a replica can poll",
+    )  # fmt: skip
     a = ap.parse_args()
     if a.role == "app":
         serve_app(a.mode, a.port, a.redis_url)
@@ -237,8 +292,11 @@ def main() -> None:
         result = {
             "cpus": os.cpu_count(),
             "load_before": os.getloadavg(),
-            "app_rps": app_throughput(url, a.seconds, a.concurrency),
-            "orchestrator": [orchestrator_polls(url, tmp, n, a.targets, a.seconds) for n in (1, 3)],
+            "app_rps": app_throughput(url, a.seconds, a.concurrency, tmp, a.rounds),
+            "orchestrator": [
+                orchestrator_polls(url, tmp, n, a.targets, a.seconds, a.loop_interval)
+                for n in (1, 3)
+            ],
         }
     finally:
         stop(redis)

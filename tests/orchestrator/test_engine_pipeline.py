@@ -91,6 +91,39 @@ async def test_concurrent_opens_make_exactly_one_incident():
     assert not created2 and s2.incident_id == results[0][0].incident_id
 
 
+async def test_a_replica_that_loses_the_validate_race_sends_no_links():
+    """Two replicas on one ledger decide VALIDATED from the same PROPOSED state; the one
+    whose compare-and-append loses must not notify (it would send a second set of links)."""
+    clock, ledger, engine = make()
+    winner = IncidentEngine(ledger, clock, lambda _t: Policy())
+
+    class Raced(IncidentEngine):
+        raced = False
+
+        async def transition(self, tenant_id, incident_id, change, **kw):  # type: ignore[no-untyped-def]
+            if change.target is Stage.VALIDATED and not self.raced:
+                self.raced = True  # the other replica appends between our read and our append
+                await winner.transition(tenant_id, incident_id, change, expect_stage=Stage.PROPOSED)
+            return await super().transition(tenant_id, incident_id, change, **kw)
+
+    loser = Raced(ledger, clock, lambda _t: Policy())
+    notified: list[str] = []
+
+    async def on_validated(s):  # type: ignore[no-untyped-def]
+        notified.append(s.incident_id)
+
+    pipe = Pipeline(loser, clock, on_validated=on_validated)
+    state = None
+    for _ in range(3):
+        state = await pipe.observe(T, slow(clock))
+        await clock.advance(5)
+    assert loser.raced and state is not None and state.stage is Stage.VALIDATED
+    assert notified == []  # the winner's pipeline notifies, not this one
+    es = await entries(ledger)
+    assert [e.stage for e in es if e.kind == "transition"] == ["DETECTED", "PROPOSED", "VALIDATED"]
+    assert [e.reason for e in es if e.kind == "refused"] == ["incident is VALIDATED, not PROPOSED"]
+
+
 async def test_refused_transition_is_ledgered_and_changes_nothing():
     clock, ledger, engine = make()
     state, _ = await engine.open("acme", "api", reason="r", snapshot={})
