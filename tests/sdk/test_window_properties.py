@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -69,3 +70,25 @@ def test_circuit_breaker_opens_waits_and_half_opens() -> None:
     assert b.allow()
     b.success()
     assert b.state == "closed" and b.consecutive == 0
+
+
+@pytest.mark.parametrize("window_s", [4, 5, 10, 60])
+def test_trend_moves_in_short_windows_too(window_s: int) -> None:
+    """A window shorter than two trend spans compares its halves: latency that climbs within
+    it reads as degrading, latency that falls as improving."""
+
+    def trend(first_ms: float, then_ms: float) -> str:
+        w = RollingWindow(window_s)
+        span = min(Thresholds().trend_span_s, window_s // 2)  # the last span vs the one before
+        for sec in range(window_s):
+            for _ in range(20):
+                w.record("/a", first_ms if sec < window_s - span else then_ms, 200, T0 + sec)
+        now = T0 + window_s - 0.5
+        doc = build_report(
+            w.buckets(now), now=now, service="s", window_s=window_s, thresholds=Thresholds()
+        )
+        return str(doc["health_score"]["trend"])
+
+    assert trend(50, 3000) == "degrading"
+    assert trend(3000, 50) == "improving"
+    assert trend(50, 50) == "stable"

@@ -83,8 +83,9 @@ def build_report(
     recent_p95 = recent.sketch.quantile(0.95) if enough else None
     prior_p95 = prior.sketch.quantile(0.95) if enough else None
 
-    # Trend: the score of the last trend_span_s seconds against the span before it.
-    span = t.trend_span_s
+    # Trend: the score of the last trend_span_s seconds against the span before it; in a
+    # window shorter than two spans, the window's two halves (else trend could never move).
+    span = max(1, min(t.trend_span_s, window_s // 2))
     late = merge_total(in_window, sec - span, sec)
     early = merge_total(in_window, sec - 2 * span, sec - span)
     late_score = early_score = None
