@@ -46,6 +46,7 @@ def rss_mib(pid: int) -> float:
 async def steady_load(url: str, rate: float, seconds: float) -> dict[str, Any]:
     """``rate`` requests per second on a fixed schedule (not as fast as possible)."""
     ok = errors = late = 0
+    kinds: dict[str, int] = {}
     interval = 1.0 / rate
     async with httpx.AsyncClient(timeout=10) as c:
         start = time.perf_counter()
@@ -56,9 +57,12 @@ async def steady_load(url: str, rate: float, seconds: float) -> dict[str, Any]:
             try:
                 r = await c.get(f"{url}/items/{i % 1000}")
                 ok += r.status_code == 200
-                errors += r.status_code != 200
-            except httpx.HTTPError:
+                if r.status_code != 200:
+                    errors += 1
+                    kinds[str(r.status_code)] = kinds.get(str(r.status_code), 0) + 1
+            except httpx.HTTPError as exc:
                 errors += 1
+                kinds[type(exc).__name__] = kinds.get(type(exc).__name__, 0) + 1
 
         i = 0
         while (now := time.perf_counter() - start) < seconds:
@@ -73,7 +77,10 @@ async def steady_load(url: str, rate: float, seconds: float) -> dict[str, Any]:
             i += 1
         await asyncio.gather(*pending)
         took = time.perf_counter() - start
-    return {"sent": i, "ok": ok, "errors": errors, "late": late, "rps": round(ok / took, 1)}
+    return {
+        "sent": i, "ok": ok, "errors": errors, "error_kinds": kinds, "late": late,
+        "rps": round(ok / took, 1),
+    }  # fmt: skip
 
 
 def slope_mib_per_h(points: list[tuple[float, float]]) -> float:
