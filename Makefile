@@ -54,7 +54,8 @@ bench-simulate: setup
 	$(BIN)/python bench/simulate.py
 
 bench-detection: setup
-	$(BIN)/python bench/detection.py --rounds 5
+	$(BIN)/python bench/detection.py --rounds 5 --traffic open
+	$(BIN)/python bench/detection.py --rounds 5 --traffic closed
 
 bench-scale: setup
 	@scripts/ensure-system-deps.sh --bench

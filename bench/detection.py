@@ -1,5 +1,10 @@
 """Detection latency: from the first slow request to the DETECTED ledger entry.
 
+Traffic is either *closed-loop* (8 clients, each sending its next request when the last one
+answered: a slowdown also slows the arrivals, so slow samples pile up slowly) or *open-loop*
+(requests arrive at a fixed rate whatever the latency, like users of a public API). Which one
+a service sees decides how soon 5 % of a rolling window is slow, so both are measured.
+
 Two detection paths, same run: the orchestrator polling `/health/alerts` every 1 s, and the
 app pushing its health every 0.25 s to `/intake/health`. A real instrumented app under uvicorn,
 real orchestrator (SQLite ledger) under uvicorn, real HTTP; several rounds each, medians.
@@ -16,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -33,7 +39,26 @@ SLOW_S = 0.3
 POLICY = {"open_p95_ms": 250, "min_sample_size": 5}
 
 
-async def one_round(mode: str, workdir: Path) -> float:
+async def open_loop(base: str, stop: asyncio.Event, rate: float) -> None:
+    """``rate`` requests per second on a fixed schedule, each in its own task."""
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        pending: set[asyncio.Task[Any]] = set()
+        start, n = time.perf_counter(), 0
+        while not stop.is_set():
+            due = start + n / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(client.get(f"/checkout/{n}"))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            n += 1
+        for task in list(pending):
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def one_round(mode: str, workdir: Path, traffic_kind: str, rate: float) -> float:
     chaos = Chaos()
     shop = shop_app(chaos)
     handle = instrument(shop, service="shop", config=SDKConfig(service="shop", window_s=5))
@@ -69,7 +94,10 @@ async def one_round(mode: str, workdir: Path) -> float:
                 interval_s=0.25,
             )
             push_task = asyncio.create_task(pusher.run())
-        traffic = asyncio.create_task(_traffic(f"http://127.0.0.1:{shop_port}", stop, 8))
+        base = f"http://127.0.0.1:{shop_port}"
+        traffic = asyncio.create_task(
+            _traffic(base, stop, 8) if traffic_kind == "closed" else open_loop(base, stop, rate)
+        )
         await asyncio.sleep(3)
         assert await rt.engine.incidents("t") == []
         t0 = time.time()
@@ -94,19 +122,21 @@ async def one_round(mode: str, workdir: Path) -> float:
     return detected_at - t0
 
 
-async def main(rounds: int) -> None:
+async def main(rounds: int, traffic_kind: str, rate: float) -> None:
     with tempfile.TemporaryDirectory() as d:
         results: dict[str, list[float]] = {"poll": [], "push": []}
         for i in range(rounds):
             for mode in ("poll", "push"):  # alternate, so machine noise hits both alike
-                latency = await one_round(mode, Path(d))
+                latency = await one_round(mode, Path(d), traffic_kind, rate)
                 results[mode].append(latency)
                 print(
                     f"round {i + 1} {mode:4s} detected after {latency * 1000:7.0f} ms",
                     file=sys.stderr,
                 )
     print(
-        f"\nslow requests take {SLOW_S * 1000:.0f} ms (policy open_p95_ms=250): the first slow "
+        f"\n{traffic_kind}-loop traffic"
+        + (f" at {rate:.0f} req/s" if traffic_kind == "open" else " (8 clients)")
+        + f"; slow requests take {SLOW_S * 1000:.0f} ms (policy open_p95_ms=250): the first slow "
         "request completes that long after it starts."
     )
     print(f"{'mode':6s} {'median ms':>10s} {'min ms':>8s} {'max ms':>8s}")
@@ -120,4 +150,7 @@ async def main(rounds: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
-    asyncio.run(main(parser.parse_args().rounds))
+    parser.add_argument("--traffic", choices=["closed", "open"], default="closed")
+    parser.add_argument("--rate", type=float, default=150.0, help="open-loop requests/s")
+    a = parser.parse_args()
+    asyncio.run(main(a.rounds, a.traffic, a.rate))
