@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -110,6 +111,8 @@ def main() -> None:
         print(json.dumps(asyncio.run(steady_load(a.url, a.rate, seconds))))
         return
 
+    # A plain `kill` must still stop the servers this run started (the `finally` below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tmp = tempfile.mkdtemp(prefix="ae-soak-")
     redis, redis_url = start_redis(tmp)
     app_port, orch_port = free_port(), free_port()
