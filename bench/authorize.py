@@ -7,7 +7,7 @@ subprocess on 127.0.0.1; this process fires the burst with one httpx.AsyncClient
 process's CPU time during the burst (the burst is bound by whichever side saturates first; on
 two cores that is this one-process httpx client) and the latency of confirms sent one at a time.
 
-    .venv/bin/python bench/authorize.py [--backend memory|sqlite] [--requests 1000]
+    .venv/bin/python bench/authorize.py [--backend memory|sqlite] [--requests 1000] [--clients 4]
 """
 
 from __future__ import annotations
@@ -92,6 +92,37 @@ async def burst(port: int, token: str, n: int) -> tuple[list[float], list[int], 
     return lat, codes, wall
 
 
+def burst_part(port: int, token: str, n: int, start_at: float) -> None:
+    """One of several client processes: wait for the shared start time, fire ``n``, report."""
+    time.sleep(max(0.0, start_at - time.time()))
+    lat, codes, wall = asyncio.run(burst(port, token, n))
+    print(json.dumps({"lat": lat, "codes": codes, "wall": wall}))
+
+
+def burst_in_processes(
+    port: int, token: str, n: int, clients: int
+) -> tuple[list[float], list[int], float]:
+    """The burst from ``clients`` processes at once (one httpx client saturates first)."""
+    start_at = time.time() + 2.0  # every process imported and waiting by then
+    sizes = [n // clients + (1 if i < n % clients else 0) for i in range(clients)]
+    root = Path(__file__).resolve().parents[1]
+    procs = []
+    for k in sizes:
+        args = [sys.executable, __file__, "--burst-part", str(k), "--port", str(port),
+                "--token", token, "--start-at", repr(start_at)]  # fmt: skip
+        procs.append(subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=root))
+    lat: list[float] = []
+    codes: list[int] = []
+    wall = 0.0
+    for proc in procs:
+        out, _ = proc.communicate(timeout=300)
+        part = json.loads(out)
+        lat += part["lat"]
+        codes += part["codes"]
+        wall = max(wall, part["wall"])
+    return lat, codes, wall
+
+
 async def one_at_a_time(port: int, token: str, n: int) -> list[float]:
     """Uncontended latency: ``n`` confirms of the (already used) token, one after another."""
     lat: list[float] = []
@@ -121,9 +152,20 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--db", default="", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--clients", type=int, default=1,
+        help="client processes sharing the burst (one httpx process saturates before the server)",
+    )  # fmt: skip
+    ap.add_argument("--burst-part", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--token", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         asyncio.run(serve(args.backend, args.serve, args.db))
+        return
+    if args.burst_part:
+        burst_part(args.port, args.token, args.burst_part, args.start_at)
         return
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,7 +179,10 @@ def main() -> None:
             assert proc.stdout is not None
             token = json.loads(proc.stdout.readline())["token"]
             cpu0 = cpu_s(proc.pid)
-            lat, codes, wall = asyncio.run(burst(port, token, args.requests))
+            if args.clients > 1:
+                lat, codes, wall = burst_in_processes(port, token, args.requests, args.clients)
+            else:
+                lat, codes, wall = asyncio.run(burst(port, token, args.requests))
             server_cpu = cpu_s(proc.pid) - cpu0
             seq = asyncio.run(one_at_a_time(port, token, 200))
         finally:
@@ -145,7 +190,8 @@ def main() -> None:
             proc.wait(10)
     ok, refused = codes.count(200), codes.count(409)
     ms = [x * 1000 for x in lat]
-    print(f"backend={args.backend} requests={args.requests} ok={ok} refused_409={refused} "
+    print(f"backend={args.backend} requests={args.requests} clients={args.clients} ok={ok} "
+          f"refused_409={refused} "
           f"wall={wall:.2f}s throughput={args.requests / wall:.0f}/s")  # fmt: skip
     print(f"latency ms: p50={pct(ms, 0.5):.0f} p90={pct(ms, 0.9):.0f} p99={pct(ms, 0.99):.0f} "
           f"max={max(ms):.0f} mean={statistics.mean(ms):.0f}")  # fmt: skip
