@@ -45,7 +45,9 @@ bench-ledger: setup
 	$(BIN)/python bench/ledger.py
 
 bench-authorize: setup
-	$(BIN)/python bench/authorize.py
+	@scripts/ensure-system-deps.sh --bench
+	$(BIN)/python bench/authorize.py --backend sqlite --wrk-seconds 5
+	$(BIN)/python bench/authorize.py --backend memory --wrk-seconds 5
 
 clean:
 	rm -rf $(VENV) .bench-venv .pytest_cache .mypy_cache .ruff_cache

@@ -16,12 +16,14 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -123,6 +125,43 @@ def burst_in_processes(
     return lat, codes, wall
 
 
+WRK_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"token": "%s"}'
+"""
+
+
+def wrk_hammer(port: int, token: str, connections: int, seconds: int, tmp: str) -> dict[str, Any]:
+    """``connections`` keep-alive connections confirming the one token for ``seconds`` (wrk)."""
+    script = Path(tmp) / "confirm.lua"
+    script.write_text(WRK_LUA % token)
+    run = subprocess.run(
+        ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency",
+         "-s", str(script), f"http://127.0.0.1:{port}/action/recover/confirm"],
+        capture_output=True, text=True, check=True, timeout=seconds + 60,
+    )  # fmt: skip
+    out: dict[str, Any] = {"non_2xx": 0}
+    unit = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+    for line in run.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("50%", "90%", "99%"):
+            value = parts[1]
+            for suffix in ("us", "ms", "s"):
+                if value.endswith(suffix):
+                    out[f"p{parts[0][:-1]}_ms"] = float(value[: -len(suffix)]) * unit[suffix]
+                    break
+        elif "requests in" in line:
+            out["requests"] = int(parts[0])
+        elif line.startswith("Requests/sec:"):
+            out["rps"] = float(parts[1])
+        elif line.strip().startswith("Non-2xx"):
+            out["non_2xx"] = int(parts[-1])
+        elif "Socket errors" in line:
+            out["socket_errors"] = line.strip()
+    return out
+
+
 async def one_at_a_time(port: int, token: str, n: int) -> list[float]:
     """Uncontended latency: ``n`` confirms of the (already used) token, one after another."""
     lat: list[float] = []
@@ -156,6 +195,10 @@ def main() -> None:
         "--clients", type=int, default=1,
         help="client processes sharing the burst (one httpx process saturates before the server)",
     )  # fmt: skip
+    ap.add_argument(
+        "--wrk-seconds", type=int, default=0,
+        help="after the burst, hammer the used token from --requests wrk connections for N s",
+    )  # fmt: skip
     ap.add_argument("--burst-part", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--token", default="", help=argparse.SUPPRESS)
@@ -164,6 +207,8 @@ def main() -> None:
     if args.serve:
         asyncio.run(serve(args.backend, args.serve, args.db))
         return
+    if args.wrk_seconds and shutil.which("wrk") is None:
+        raise SystemExit("--wrk-seconds needs wrk: apt-get install wrk (or make bench-authorize)")
     if args.burst_part:
         burst_part(args.port, args.token, args.burst_part, args.start_at)
         return
@@ -185,6 +230,11 @@ def main() -> None:
                 lat, codes, wall = asyncio.run(burst(port, token, args.requests))
             server_cpu = cpu_s(proc.pid) - cpu0
             seq = asyncio.run(one_at_a_time(port, token, 200))
+            hammer = None
+            if args.wrk_seconds:
+                cpu1 = cpu_s(proc.pid)
+                hammer = wrk_hammer(port, token, args.requests, args.wrk_seconds, tmp)
+                hammer["server_cpu_s"] = round(cpu_s(proc.pid) - cpu1, 2)
         finally:
             proc.terminate()
             proc.wait(10)
@@ -201,6 +251,15 @@ def main() -> None:
     sms = [x * 1000 for x in seq]
     print(f"one at a time (200 refusals, uncontended): p50={pct(sms, 0.5):.1f} ms "
           f"p99={pct(sms, 0.99):.1f} ms")  # fmt: skip
+    if hammer is not None:
+        print(f"wrk, {args.requests} connections on the used token for {args.wrk_seconds} s: "
+              f"{hammer.get('requests')} requests, {hammer['non_2xx']} refused, "
+              f"{hammer.get('rps', 0):.0f}/s; latency p50={hammer.get('p50_ms', 0):.0f} ms "
+              f"p90={hammer.get('p90_ms', 0):.0f} ms p99={hammer.get('p99_ms', 0):.0f} ms; "
+              f"server CPU {hammer['server_cpu_s']} s "
+              f"{hammer.get('socket_errors', '')}")  # fmt: skip
+        if hammer.get("requests") != hammer["non_2xx"]:
+            raise SystemExit("FAILED: a used token was accepted again")
     if ok != 1 or refused != args.requests - 1:
         raise SystemExit("FAILED: expected exactly one 200 and the rest 409")
 
