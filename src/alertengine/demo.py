@@ -13,6 +13,7 @@ import os
 import secrets
 import socket
 import tempfile
+import textwrap
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -88,6 +89,11 @@ async def _serve(asgi: Any, port: int) -> AsyncIterator[None]:
     finally:
         server.should_exit = True
         await task
+
+
+def _shorten(text: str, width: int) -> str:
+    """At most ``width`` characters, cut at a word with an ellipsis (the ledger has it all)."""
+    return textwrap.shorten(text, width, placeholder=" …")
 
 
 async def _traffic(base: str, stop: asyncio.Event, concurrency: int = 8) -> None:
@@ -315,7 +321,7 @@ def _print_timeline(state: Any) -> None:
     for col in ("stage", "actor", "reason"):
         table.add_column(col)
     for h in state.history:
-        table.add_row(h.stage.value, h.actor, h.reason[:90])
+        table.add_row(h.stage.value, h.actor, _shorten(h.reason, 120))
     console.print(table)
 
 
