@@ -6,8 +6,16 @@ import httpx
 import pytest
 
 from alertengine.ledger import LedgerQuery
-from alertengine.orchestrator.dashboard import SESSION_COOKIE, Session, SessionCodec, session_key
-from alertengine.orchestrator.runtime import create_app
+from alertengine.orchestrator.dashboard import (
+    SESSION_COOKIE,
+    Session,
+    SessionCodec,
+    dashboard_routes,
+    session_key,
+)
+from alertengine.orchestrator.history import KEEP_S, Observation, SharedHistory, collection
+from alertengine.orchestrator.runtime import build_runtime, create_app
+from alertengine.orchestrator.settings import Settings
 from tests.dashboard.helpers import ADMIN_KEY, authorized_incident, make_runtime
 
 
@@ -240,3 +248,58 @@ async def test_everything_is_escaped(env):
     await sign_in(client, rt.new_keys["acme"])
     r = await client.get(f"/dashboard/incidents/{iid}")
     assert "<img src=x" not in r.text and "&lt;img src=x" in r.text
+
+
+async def test_any_replica_and_a_restarted_one_chart_the_whole_history(env):
+    """The loop saves what it observed; a replica that observed nothing (another process
+    behind the same load balancer, or this one after a restart) charts every point."""
+    rt, client = env
+    iid = await authorized_incident(rt)
+    await rt.orch.tick()  # the loop saves the history of targets it observed
+    other = await build_runtime(
+        rt.config,
+        ledger=rt.ledger,
+        store=rt.store,
+        settings=Settings.from_env({"ALERT_SECRET": "s" * 40, "ALERTENGINE_ADMIN_KEY": ADMIN_KEY}),
+        clock=rt.clock,
+    )
+    other.extra_routes.extend(dashboard_routes(other))
+    assert other.orch.history == {}  # it observed nothing itself
+    app = create_app(other, run_loop=False)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://orch.test"
+    ) as c2:
+        await sign_in(c2, rt.new_keys["acme"])
+        html = (await c2.get(f"/dashboard/incidents/{iid}")).text
+        assert html.count('class="dot"') == 4  # the same four points as on the first replica
+        assert "4 observation(s)" in html
+        r = await c2.get("/dashboard/")
+        assert "checkout" in r.text
+    await other.drain()
+    await other.http.aclose()
+
+
+async def test_history_documents_of_gone_replicas_are_deleted_and_bad_rows_skipped(env):
+    rt, _ = env
+    store = rt.store
+    name = collection("acme", "checkout")
+    now = rt.clock.now()
+    await store.put(
+        name,
+        "gone",
+        {"saved_at": now - KEEP_S - 1, "points": [[now - 4000, 50, 1, 0, True, "poll"]]},
+    )
+    await store.put(
+        name, "odd", {"saved_at": now, "points": [["x"], [now, "nan", None, None, 1, "push"], 7]}
+    )
+    shared = SharedHistory(store, "me")
+    await shared.save(
+        "acme", "checkout", [Observation(now - 5, 90.0, 10.0, 0.0, True, "poll")], now
+    )
+    docs = await store.list(name)
+    assert set(docs) == {"me", "odd"}  # the replica not heard from for KEEP_S is gone
+    points = await shared.load("acme", "checkout")
+    assert [(p.at, p.score, p.source) for p in points] == [
+        (now - 5, 90.0, "poll"),
+        (now, None, "push"),
+    ]

@@ -432,7 +432,9 @@ class Dashboard:
         for t in self.rt.config.targets:
             if t.tenant != s.tenant_id:
                 continue
-            hist = self.rt.orch.history.get((t.tenant, t.service))
+            hist = self.rt.orch.history.get((t.tenant, t.service)) or await self.rt.orch.history_of(
+                t.tenant, t.service
+            )  # another replica (or this one before a restart) may have observed it
             last = hist[-1] if hist else None
             targets.append({"service": t.service, "last": last})
         return self.page(
@@ -464,7 +466,7 @@ class Dashboard:
             LedgerQuery(tenant_id=tenant, incident_id=incident_id, limit=TIMELINE_LIMIT)
         )
         policy = self.rt.orch.policy_for(tenant)
-        hist = list(self.rt.orch.history.get((tenant, state.service), ()))
+        hist = await self.rt.orch.history_of(tenant, state.service)  # every replica's points
         chart = health_chart(
             [Point(o.at, o.score) for o in hist],
             min_score_to_alert=policy.min_score_to_alert,

@@ -43,6 +43,7 @@ from alertengine.orchestrator.api import OrchestratorAPI
 from alertengine.orchestrator.approval_routes import approval_routes
 from alertengine.orchestrator.config import Config, TargetConfig
 from alertengine.orchestrator.dashboard import dashboard_routes
+from alertengine.orchestrator.history import SharedHistory
 from alertengine.orchestrator.http import http_exception_handler
 from alertengine.orchestrator.leases import Leases, lease_ttl_for, replica_id
 from alertengine.orchestrator.service import Orchestrator
@@ -142,6 +143,7 @@ async def build_runtime(
             max((t.poll_timeout_s for t in config.targets), default=3.0),
         ),
     )
+    orch.shared_history = SharedHistory(store, replica)
     registry = TenantRegistry(store, clock)
     signer = TokenSigner(secret, clock)
     holder: dict[str, Runtime] = {}

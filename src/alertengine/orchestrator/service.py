@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,6 +24,13 @@ from alertengine.incidents import IncidentState
 from alertengine.ledger import LedgerError, LedgerStore
 from alertengine.orchestrator.baseline import Baseline, learn
 from alertengine.orchestrator.config import Config, TargetConfig
+from alertengine.orchestrator.history import (
+    HISTORY_POINTS,
+    SAVE_EVERY_S,
+    Observation,
+    SharedHistory,
+    merge,
+)
 from alertengine.orchestrator.leases import SWEEP, Leases, target_lease
 from alertengine.orchestrator.mode import Mode, compute_mode
 from alertengine.orchestrator.pipeline import Diagnose, Pipeline, Target
@@ -33,21 +41,8 @@ from alertengine.stores import StateStore
 log = logging.getLogger("alertengine.orchestrator")
 
 SYSTEM_TENANT = "_system"
-HISTORY_POINTS = 720  # per target: an hour at the default 5 s loop
 BASELINES = "baselines"
 BASELINE_PERSIST_EVERY_S = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """One point of a target's health history (for charts; the ledger holds what matters)."""
-
-    at: float
-    score: float | None
-    p95_ms: float | None
-    error_rate: float | None
-    reachable: bool
-    source: str
 
 
 @dataclass
@@ -98,6 +93,10 @@ class Orchestrator:
         self._pending_system: list[dict[str, Any]] = []
         #: Recent observations per (tenant, service), bounded, newest last.
         self.history: dict[tuple[str, str], deque[Observation]] = {}
+        #: Set by the runtime: where every replica's history is saved for charts.
+        self.shared_history: SharedHistory | None = None
+        self._history_saved_at: dict[tuple[str, str], float] = {}
+        self._history_dirty: set[tuple[str, str]] = set()
         #: What healthy looks like per (tenant, service); learned only from healthy polls.
         self.baselines: dict[tuple[str, str], Baseline] = {}
         self._baselines_loaded: set[tuple[str, str]] = set()
@@ -126,6 +125,7 @@ class Orchestrator:
     async def observe(
         self, t: TargetConfig, snapshot: HealthSnapshot, body: Mapping[str, Any] | None = None
     ) -> IncidentState | None:
+        self._history_dirty.add((t.tenant, t.service))
         self.history.setdefault((t.tenant, t.service), deque(maxlen=HISTORY_POINTS)).append(
             Observation(
                 snapshot.observed_at,
@@ -237,6 +237,7 @@ class Orchestrator:
                 await self._component("ledger", False, f"ledger: {exc}")
             except Exception:
                 log.exception("tick hook failed")
+        await self.save_history()
         await self._check_store()
         self.stats.ticks += 1
         self.stats.last_tick_at = self.clock.now()
@@ -262,6 +263,25 @@ class Orchestrator:
                 await self._component("ledger", False, f"ledger: {exc}")
         return mine, SWEEP in held
 
+    async def save_history(self, *, force: bool = False) -> None:
+        """Save the points of targets observed since their last save (every SAVE_EVERY_S)."""
+        if self.shared_history is None:
+            return
+        now = self.clock.now()
+        for key in sorted(self._history_dirty):
+            if not force and now - self._history_saved_at.get(key, -math.inf) < SAVE_EVERY_S:
+                continue
+            self._history_dirty.discard(key)
+            self._history_saved_at[key] = now
+            await self.shared_history.save(*key, self.history.get(key, ()), now)
+
+    async def history_of(self, tenant_id: str, service: str) -> list[Observation]:
+        """What every replica observed of a target (for charts), merged with our own."""
+        local = list(self.history.get((tenant_id, service), ()))
+        if self.shared_history is None:
+            return local
+        return merge(await self.shared_history.load(tenant_id, service), local)
+
     async def run(self) -> None:
         interval = self.config.orchestrator.loop_interval_s
         while not self._stop.is_set():
@@ -275,6 +295,7 @@ class Orchestrator:
                 await asyncio.wait_for(self._stop.wait(), timeout=delay)
             except asyncio.TimeoutError:
                 pass
+        await self.save_history(force=True)  # a restart (or another replica) charts it all
         if self.leases is not None:  # hand our targets over now, not after the lease time
             await self.leases.release_all()
 
