@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from starlette.applications import Starlette
@@ -33,6 +33,8 @@ from tests.support.redis_server import free_port
 ROOT = Path(__file__).resolve().parents[2]
 TENANT = "t1"
 SERVICE = "shop"
+T = TypeVar("T")
+
 SECRETS = {
     "ALERT_SECRET": "a" * 48,
     "ALERTENGINE_LEDGER_KEY": "l" * 48,
@@ -105,6 +107,19 @@ async def wait_http(url: str, timeout_s: float, procs: list[Proc] = ()) -> None:
                 pass
             await asyncio.sleep(0.1)
     raise TimeoutError(f"{url} did not answer in {timeout_s} s")
+
+
+async def until(
+    pred: Callable[[], Awaitable[T]], timeout_s: float, what: str, every: float = 0.2
+) -> T:
+    """Poll ``pred`` until it returns something truthy (and return that), or time out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = await pred()
+        if got:
+            return got
+        await asyncio.sleep(every)
+    raise TimeoutError(what)
 
 
 PUSHED = "pushed"  # a push-only target (no health_url)

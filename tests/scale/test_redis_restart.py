@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ from tests.scale.cluster import (
     load,
     orch_proc,
     transitions,
+    until,
     wait_http,
 )
 from tests.support.redis_server import free_port
@@ -63,14 +62,6 @@ async def _hashes(ledger: RedisLedgerStore) -> dict[str, list[str]]:
         t: [e.hash for e in await ledger.read(LedgerQuery(tenant_id=t, limit=100_000))]
         for t in await ledger.tenants()
     }
-
-
-async def _wait(pred: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await pred():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        await asyncio.sleep(0.2)
 
 
 @pytest.mark.timeout(150)
@@ -130,7 +121,7 @@ async def test_redis_killed_and_restarted_mid_run_loses_nothing(tmp_path: Path) 
             async def emergency() -> bool:
                 return await _modes(orchs) == ["EMERGENCY", "EMERGENCY"]
 
-            await _wait(emergency, 20, "orchestrators did not go EMERGENCY")
+            await until(emergency, 20, "orchestrators did not go EMERGENCY")
             await asyncio.sleep(2)
             assert stats["200"] - ok_before > 50  # the apps keep serving
             ingestion = await _ingestion(apps)
@@ -141,12 +132,12 @@ async def test_redis_killed_and_restarted_mid_run_loses_nothing(tmp_path: Path) 
             async def normal() -> bool:
                 return await _modes(orchs) == ["NORMAL", "NORMAL"]
 
-            await _wait(normal, 30, "orchestrators did not return to NORMAL")
+            await until(normal, 30, "orchestrators did not return to NORMAL")
 
             async def flushed() -> bool:
                 return all(i["buffered_buckets"] == 0 for i in await _ingestion(apps))
 
-            await _wait(flushed, 30, "apps did not flush their buffered metrics")
+            await until(flushed, 30, "apps did not flush their buffered metrics")
             stop.set()
             await traffic
             ingestion = await _ingestion(apps)

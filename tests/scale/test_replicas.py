@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import time
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -30,21 +29,12 @@ from tests.scale.cluster import (
     load,
     orch_proc,
     transitions,
+    until,
     wait_http,
 )
 from tests.support.redis_server import free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
-
-
-async def _until(pred, timeout_s: float, what: str, every: float = 0.2):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = await pred()
-        if got:
-            return got
-        await asyncio.sleep(every)
-    raise TimeoutError(what)
 
 
 @pytest.mark.timeout(150)
@@ -101,7 +91,7 @@ async def test_three_orchestrators_three_apps_spike_kill_one_mid_incident(redis_
                     e for e in await transitions(ledger) if e.stage == Stage.VALIDATED.value
                 ]
 
-            await _until(validated, 45, "no VALIDATED incident and message")
+            await until(validated, 45, "no VALIDATED incident and message")
             # Kill whichever replica drives the target now, mid-incident, without warning.
             holder = await store.lease_holder(target_lease(TENANT, SERVICE))
             assert holder is not None
@@ -122,7 +112,7 @@ async def test_three_orchestrators_three_apps_spike_kill_one_mid_incident(redis_
             async def resolved():  # type: ignore[no-untyped-def]
                 return [e for e in await transitions(ledger) if e.stage == Stage.RESOLVED.value]
 
-            await _until(resolved, 45, "the incident did not resolve after the kill")
+            await until(resolved, 45, "the incident did not resolve after the kill")
             new_holder = await store.lease_holder(target_lease(TENANT, SERVICE))
             assert new_holder is not None and f":{victim.pid}:" not in new_holder
             await asyncio.sleep(1.5)  # anything late would show up now

@@ -28,7 +28,7 @@ SAVE_EVERY_S = 15.0
 KEEP_S = 3600.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Observation:
     """One point of a target's health history."""
 
