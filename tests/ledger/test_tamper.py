@@ -1,7 +1,12 @@
-"""verify finds each of the five tamper kinds, on every backend, and names the first bad seq.
+"""verify finds each tamper kind, on every backend, and names the first bad seq.
 
 The stored entries are rewritten behind the store's back (SQLite rows with the triggers
 dropped, the raw Redis stream, the memory store's list); the signed head stays as it was.
+
+The ``*_rehash`` kinds are what an attacker who knows the format but not the ledger key
+does: every entry they touch gets its own hash recomputed (SHA-256 needs no key), so each
+entry on its own looks right, and only the ``prev_hash`` link to the entry before gives
+the rewrite away, at the first entry it touched.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alertengine.ledger.chain import GENESIS_HASH, Entry, seal
+from alertengine.ledger.chain import GENESIS_HASH, Entry, content_hash, seal
 from tests.ledger.conftest import Backend, draft
 
 _tenants = itertools.count()
@@ -35,18 +40,24 @@ EDITS: dict[str, Any] = {
 }
 
 
+KINDS = ["edit", "remove", "insert", "swap", "truncate"]
+#: Rewrites that keep every entry's own hash valid (see the module docstring).
+REHASH_KINDS = ["edit_rehash", "remove_rehash", "insert_rehash"]
+
+
 @st.composite
 def tampers(draw: st.DrawFn) -> tuple[int, str, dict[str, Any]]:
     n = draw(st.integers(2, 15))
-    kind = draw(st.sampled_from(["edit", "remove", "insert", "swap", "truncate"]))
-    if kind == "edit":
+    kind = draw(st.sampled_from(KINDS + REHASH_KINDS))
+    if kind in ("edit", "edit_rehash"):
+        fields = sorted(EDITS) if kind == "edit" else sorted(set(EDITS) - {"hash"})
         params: dict[str, Any] = {
             "k": draw(st.integers(1, n)),
-            "field": draw(st.sampled_from(sorted(EDITS))),
+            "field": draw(st.sampled_from(fields)),
         }
-    elif kind == "remove":
+    elif kind in ("remove", "remove_rehash"):
         params = {"k": draw(st.integers(1, n))}
-    elif kind == "insert":
+    elif kind in ("insert", "insert_rehash"):
         params = {"k": draw(st.integers(1, n + 1))}
     elif kind == "swap":
         a = draw(st.integers(1, n - 1))
@@ -56,9 +67,36 @@ def tampers(draw: st.DrawFn) -> tuple[int, str, dict[str, Any]]:
     return n, kind, params
 
 
+def rehashed(e: Entry, **changes: Any) -> Entry:
+    """``e`` with ``changes`` and its own hash recomputed: valid on its own, links untouched."""
+    changed = dataclasses.replace(e, **changes)
+    return dataclasses.replace(changed, hash=content_hash(changed))
+
+
 def tamper(entries: list[Entry], kind: str, p: dict[str, Any]) -> tuple[list[Entry], int]:
     """The tampered raw chain and the seq verify must report as the first bad one."""
     out = list(entries)
+    n = len(entries)
+    if kind == "edit_rehash":
+        # The edited entry hashes right; the next one no longer follows it. An edited
+        # prev_hash breaks the entry's own link; the last entry, the signed head.
+        k = p["k"]
+        out[k - 1] = rehashed(out[k - 1], **{p["field"]: EDITS[p["field"]]})
+        return out, (k if p["field"] == "prev_hash" or k == n else k + 1)
+    if kind == "remove_rehash":
+        # Entry k deleted, the later ones renumbered down and re-hashed: seqs run on
+        # without a gap, so the entry now at k (which still links to the deleted one)
+        # is the first bad one. Deleting the last entry is a truncation: also k.
+        k = p["k"]
+        return [*out[: k - 1], *(rehashed(e, seq=e.seq - 1) for e in out[k:])], k
+    if kind == "insert_rehash":
+        # A forgery sealed after its predecessor, the later entries renumbered up and
+        # re-hashed: the entry after the forgery still links to the forgery's predecessor.
+        k = p["k"]
+        prev = out[k - 2].hash if k > 1 else GENESIS_HASH
+        forged = seal(draft(entries[0].tenant_id, 99, reason="forged"), k, prev)
+        shifted = [rehashed(e, seq=e.seq + 1) for e in out[k - 1 :]]
+        return [*out[: k - 1], forged, *shifted], (k + 1 if k <= n else k)
     if kind == "edit":
         k = p["k"]
         old = out[k - 1]
@@ -119,13 +157,45 @@ def test_verify_finds_every_tamper_kind(
 
 
 def test_each_tamper_kind_is_caught_once_explicitly(backend: Backend) -> None:
-    """The five kinds, one each, so a shrunk Hypothesis run never hides a missing one."""
+    """Every kind, one each, so a shrunk Hypothesis run never hides a missing one."""
     cases: list[tuple[str, dict[str, Any]]] = [
         ("edit", {"k": 3, "field": "reason"}),
         ("remove", {"k": 2}),
         ("insert", {"k": 2}),
         ("swap", {"a": 2, "b": 4, "renumber": True}),
         ("truncate", {"m": 4}),
+        ("edit_rehash", {"k": 3, "field": "actor"}),
+        ("edit_rehash", {"k": 3, "field": "prev_hash"}),
+        ("remove_rehash", {"k": 3}),
+        ("insert_rehash", {"k": 2}),
     ]
     for kind, p in cases:
         asyncio.run(run_case(backend, 6, kind, p))
+
+
+async def _deleted_and_rehashed(backend: Backend) -> tuple[list[Entry], Any]:
+    tenant = f"t{next(_tenants)}"
+    store = backend.open()
+    try:
+        entries = await store.append(tenant, [draft(tenant, i) for i in range(6)])
+        tampered, _ = tamper(entries, "remove_rehash", {"k": 3})
+        await backend.rewrite(store, tenant, tampered)
+        return tampered, await store.verify(tenant)
+    finally:
+        await store.close()
+
+
+def test_deletion_with_later_entries_rehashed_is_bad_at_the_deletion(backend: Backend) -> None:
+    """The issue's example: 6 entries, entry 3 deleted, 4..6 renumbered 3..5 and re-hashed.
+
+    Every stored entry hashes right and the seqs run 1..5 without a gap; only the link
+    check sees that the entry now at 3 follows the deleted entry, not entry 2. Without
+    that check the walk would pass all five and blame the end ("truncated at 6").
+    """
+    tampered, result = asyncio.run(_deleted_and_rehashed(backend))
+    assert all(content_hash(e) == e.hash for e in tampered)
+    assert [e.seq for e in tampered] == [1, 2, 3, 4, 5]
+    assert not result.ok
+    assert result.first_bad_seq == 3, result
+    assert result.problem == "entry 3 does not follow entry 2 (prev_hash mismatch)"
+    assert result.count == 2 and result.head_seq == 2
