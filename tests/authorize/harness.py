@@ -1,13 +1,13 @@
 """Shared test harness for authorization/execution: build the real components on a backend.
 
-Backends: ``memory`` always; ``sqlite`` and ``redis`` once their ledger and state-store
-modules exist (the parametrized tests skip a backend that has not landed yet).
+Backends: ``memory``, ``sqlite`` and ``redis``, always all three. Their modules (and the
+packages they need, such as ``redis``) are imported here, unconditionally: a missing one
+fails the run instead of quietly skipping a backend.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +30,7 @@ from alertengine.ledger import LedgerStore
 from alertengine.ledger.memory import MemoryLedgerStore
 from alertengine.policy import Policy
 from alertengine.stores import MemoryStateStore, StateStore
+from alertengine.stores.factory import open_stores
 from alertengine.tenants import TenantRegistry
 
 LEDGER_KEY = b"ledger-key-for-tests-0123456789abcdef"
@@ -40,29 +41,13 @@ BOB = "engineer:telegram:123456"
 CAROL = "engineer:web:carol@example.com"
 
 
-def _has(module: str) -> bool:
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError:
-        return False
-    return True
-
-
 def backend_params() -> list[Any]:
-    """pytest params for every backend, skipping those whose modules have not landed."""
-    params: list[Any] = [pytest.param("memory", id="memory")]
-    for name, mods, marks in (
-        ("sqlite", ("alertengine.ledger.sqlite", "alertengine.stores.sqlite"), []),
-        (
-            "redis",
-            ("alertengine.ledger.redis", "alertengine.stores.redis"),
-            [pytest.mark.redis],
-        ),
-    ):
-        ok = all(_has(m) for m in mods) and _has("alertengine.stores.factory")
-        skip = [] if ok else [pytest.mark.skip(reason=f"{name} backend not landed yet")]
-        params.append(pytest.param(name, id=name, marks=[*marks, *skip]))
-    return params
+    """pytest params for every backend; none is ever skipped."""
+    return [
+        pytest.param("memory", id="memory"),
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("redis", id="redis", marks=[pytest.mark.redis]),
+    ]
 
 
 async def open_backend(
@@ -70,10 +55,8 @@ async def open_backend(
 ) -> tuple[LedgerStore, StateStore]:
     if name == "memory":
         return MemoryLedgerStore(LEDGER_KEY), MemoryStateStore(clock)
-    factory = importlib.import_module("alertengine.stores.factory")
     url = f"sqlite:///{tmp_path / 'ae.db'}" if name == "sqlite" else str(redis_url)
-    ledger, store = factory.open_stores(url, ledger_key=LEDGER_KEY, clock=clock)
-    return ledger, store
+    return open_stores(url, ledger_key=LEDGER_KEY, clock=clock)
 
 
 @dataclass
