@@ -287,3 +287,70 @@ async def test_expire_due_expires_or_reproposes() -> None:
     clock2.set(clock2.now() + 61)  # max_reproposals=1: the next time it expires
     (out,) = await r.authorizer.expire_due("acme")
     assert out.action == "expired"
+
+
+def _hold_pre_checks_until(store: object, monkeypatch: pytest.MonkeyPatch, callers: int) -> None:
+    """Order the real store's calls: every confirm's "already used?" pre-check answers
+    (truthfully, from the store) only once ``callers`` confirms have all asked it, so each
+    of them gets past the pre-check and only the atomic claim can stop the losers."""
+    real = store.claimed  # type: ignore[attr-defined]
+    asked = 0
+    everyone_asked = asyncio.Event()
+
+    async def claimed(key: str) -> str | None:
+        nonlocal asked
+        answer: str | None = await real(key)
+        asked += 1
+        if asked >= callers:
+            everyone_asked.set()
+        await asyncio.wait_for(everyone_asked.wait(), timeout=30)
+        return answer
+
+    monkeypatch.setattr(store, "claimed", claimed)
+
+
+async def test_the_atomic_claim_refuses_a_confirm_that_passed_the_pre_check(
+    sys: System, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two confirms of one link, both past the "already used?" pre-check before either
+    claims: exactly one authorizes, the other is refused as used (409) and ledgered."""
+    i = await validated_incident(sys)
+    link = await sys.authorizer.issue("acme", i, ALICE)
+    _hold_pre_checks_until(sys.store, monkeypatch, callers=2)
+    results = await asyncio.gather(*(sys.authorizer.confirm(link.token) for _ in range(2)))
+    assert sorted(r.authorized for r in results) == [False, True]
+    (loser,) = [r for r in results if not r.ok]
+    assert (loser.status, loser.problem) == (409, Problem.USED)
+    (refusal,) = await entries(sys, "acme", "refused")
+    assert refusal.data["problem"] == "used" and refusal.data["jti"] == link.jti
+    assert refusal.incident_id == i and refusal.actor == ALICE
+    assert len(await entries(sys, "acme", "approval")) == 1
+    authorized = [e for e in await entries(sys, "acme", "transition") if e.stage == "AUTHORIZED"]
+    assert len(authorized) == 1
+    assert (await sys.ledger.verify("acme")).ok
+
+
+async def test_the_atomic_claim_keeps_one_link_to_one_approval_under_a_quorum(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With two approvals required, a link redeemed twice at once must not ledger two
+    approvals for it: the second one is refused at the claim and the quorum still waits."""
+    s = await build_system(clock=VirtualClock(), policy=Policy(approvals_required=2))
+    try:
+        await add_tenant(s)
+        i = await validated_incident(s)
+        link = await s.authorizer.issue("acme", i, ALICE)
+        _hold_pre_checks_until(s.store, monkeypatch, callers=2)
+        results = await asyncio.gather(*(s.authorizer.confirm(link.token) for _ in range(2)))
+        assert sorted((r.status, r.problem) for r in results) == [
+            (202, None),
+            (409, Problem.USED),
+        ]
+        approvals = await entries(s, "acme", "approval")
+        assert [e.data["jti"] for e in approvals] == [link.jti]
+        (refusal,) = await entries(s, "acme", "refused")
+        assert refusal.data["problem"] == "used"
+        state = await s.engine.get("acme", i)
+        assert state is not None and state.stage is Stage.VALIDATED
+    finally:
+        await s.close()
