@@ -35,7 +35,7 @@ from alertengine.tenants import TenantRegistry
 
 LEDGER_KEY = b"ledger-key-for-tests-0123456789abcdef"
 SECRET = b"s" * 16 + b"-test-secret-0123456789abcdef"
-WEBHOOK_SECRET = "whsec-test-0123456789"
+WEBHOOK_SECRET = "whsec-test-0123456789-abcdefghijklmnopqrst"  # >= 32 bytes
 ALICE = "engineer:web:alice@example.com"
 BOB = "engineer:telegram:123456"
 CAROL = "engineer:web:carol@example.com"
@@ -188,7 +188,7 @@ class Receiver:
             if not verify(self.secret, headers, body):
                 self.bad_signatures += 1
                 return JSONResponse({"error": "bad signature"}, status_code=401)
-            self.requests.append({"headers": headers, "body": json.loads(body)})
+            self.requests.append({"headers": headers, "body": json.loads(body), "raw": body})
             if self.on_request is not None:
                 self.on_request()
             if self.always_fail or len(self.requests) <= self.fail_first:
