@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -35,6 +36,37 @@ from tests.scale.cluster import (
 from tests.support.redis_server import free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+ADMIN = {"Authorization": f"Bearer {SECRETS['ALERTENGINE_ADMIN_KEY']}"}
+
+
+async def loop_stats(orchs: list[str]) -> list[dict[str, Any]]:
+    """Each replica's loop counters (``/__alertengine/status``): its polls, its ticks."""
+    async with httpx.AsyncClient(timeout=5, headers=ADMIN) as c:
+        out = []
+        for o in orchs:
+            r = await c.get(f"{o}/__alertengine/status")
+            assert r.status_code == 200, r.text
+            out.append(r.json()["stats"])
+        return out
+
+
+async def good_polls(orchs: list[str]) -> int:
+    """Successful polls of the target, all replicas together (only the lease holder polls)."""
+    return sum(s["polls"] - s["poll_failures"] for s in await loop_stats(orchs))
+
+
+async def full_ticks_after_now(orchs: list[str], n: int, timeout_s: float, what: str) -> None:
+    """Wait until every replica in ``orchs`` has finished ``n`` more loop ticks: the tick
+    counter moves at the end of a tick, so ``n = 2`` means at least one whole tick (poll,
+    observe, sweep and resume hooks) ran entirely after this call."""
+    base = [s["ticks"] for s in await loop_stats(orchs)]
+
+    async def done() -> bool:
+        now = [s["ticks"] for s in await loop_stats(orchs)]
+        return all(b + n <= t for b, t in zip(base, now, strict=True))
+
+    await until(done, timeout_s, what)
 
 
 @pytest.mark.timeout(150)
@@ -76,8 +108,22 @@ async def test_three_orchestrators_three_apps_spike_kill_one_mid_incident(redis_
             for base in orchs:
                 await wait_http(f"{base}/healthz", 60, procs)
             traffic = asyncio.create_task(load(apps, stop, stats, max_requests=50_000))
-            await asyncio.sleep(3)
-            assert await transitions(ledger) == []  # healthy traffic opens nothing
+
+            # Healthy traffic opens nothing: not "nothing after a while", but nothing after
+            # the orchestrators have judged this traffic. Once the shared window holds well
+            # over min_sample_size requests, wait for three more polls of it to start: the
+            # first two of those have then been observed (and would have opened one).
+            async def traffic_flowing() -> bool:
+                return stats["200"] >= 50
+
+            await until(traffic_flowing, 60, "no healthy traffic reached the apps")
+            seen = await good_polls(orchs)
+
+            async def judged() -> bool:
+                return await good_polls(orchs) >= seen + 3
+
+            await until(judged, 30, "the orchestrators did not poll the target")
+            assert await transitions(ledger) == []
             # Exactly one replica polls the target; all three hold some lease or none.
             holder = await store.lease_holder(target_lease(TENANT, SERVICE))
             assert holder is not None
@@ -115,7 +161,9 @@ async def test_three_orchestrators_three_apps_spike_kill_one_mid_incident(redis_
             await until(resolved, 45, "the incident did not resolve after the kill")
             new_holder = await store.lease_holder(target_lease(TENANT, SERVICE))
             assert new_holder is not None and f":{victim.pid}:" not in new_holder
-            await asyncio.sleep(1.5)  # anything late would show up now
+            # Anything late (a second call, message or stage entry) would come from a
+            # survivor's loop: let each finish a whole tick that began after RESOLVED.
+            await full_ticks_after_now(survivors, 2, 30, "the survivors' loops stalled")
             stop.set()
             await traffic
 
