@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+
+import httpx
 
 from alertengine import instrument
 from alertengine.demo import _serve, _traffic
@@ -13,11 +16,32 @@ from alertengine.demo_parts import Chaos, shop_app
 from alertengine.incidents import Stage
 from alertengine.ledger.replay import replay
 from alertengine.orchestrator.config import parse_config
+from alertengine.orchestrator.poller import snapshot_from_health
 from alertengine.orchestrator.runtime import build_runtime, sync_tenants
+from alertengine.orchestrator.service import Orchestrator
 from alertengine.orchestrator.settings import Settings
 from alertengine.sdk.config import SDKConfig
 from alertengine.stores.factory import open_stores
 from tests.support.redis_server import free_port
+
+
+async def until(pred: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await pred():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        await asyncio.sleep(0.05)
+
+
+async def full_ticks(orch: Orchestrator, n: int, timeout_s: float = 30) -> None:
+    """Wait for ``n`` more loop ticks to end: with ``n = 2`` at least one whole tick (poll,
+    observe, hooks) ran entirely after this call."""
+    target = orch.stats.ticks + n
+
+    async def done() -> bool:
+        return orch.stats.ticks >= target
+
+    await until(done, timeout_s, f"the orchestrator's loop did not tick {n} times")
 
 
 async def test_slow_app_opens_one_incident_and_policy_recovers_it(tmp_path):
@@ -54,14 +78,24 @@ async def test_slow_app_opens_one_incident_and_policy_recovers_it(tmp_path):
         traffic = asyncio.create_task(_traffic(f"http://127.0.0.1:{port}", stop, concurrency=6))
         loop = asyncio.create_task(rt.orch.run())
         try:
-            await asyncio.sleep(2)
-            assert await rt.engine.incidents("t1") == []  # healthy traffic opens nothing
+            # Healthy traffic opens nothing: checked once the app's window holds enough
+            # requests to be judged and two whole polls of it have been observed.
+            async with httpx.AsyncClient(timeout=5) as c:
+
+                async def judgeable() -> bool:
+                    r = await c.get(f"http://127.0.0.1:{port}/health/alerts")
+                    snap = snapshot_from_health(r.json(), observed_at=time.time())
+                    return snap.sample_size >= 20
+
+                await until(judgeable, 30, "the app's window never filled")
+            await full_ticks(rt.orch, 3)
+            assert await rt.engine.incidents("t1") == []
             chaos.latency_s = 0.8
             deadline = time.monotonic() + 40
             while not await rt.engine.incidents("t1") and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
             (opened,) = await rt.engine.incidents("t1")
-            await asyncio.sleep(3)  # the spike goes on: still exactly one incident
+            await full_ticks(rt.orch, 4)  # the spike goes on, polled: still one incident
             assert len(await rt.engine.incidents("t1")) == 1
             chaos.latency_s = 0.0
             while time.monotonic() < deadline:
