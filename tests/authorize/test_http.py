@@ -111,7 +111,9 @@ async def test_thousand_concurrent_confirms_authorize_and_execute_once(live: Liv
         "not_awaiting",
     }
     live.wait_stage(i, Stage.EXECUTED)
-    await asyncio.sleep(0.2)  # a stray second execution would show up here
+    # A stray second call could only come from an execution the confirms started: once
+    # every one of them has returned, nothing more can reach the receiver.
+    await live.loop.acall(_executions_returned(live.sys))
     assert len(live.receiver.requests) == 1 and len(live.receiver.executed) == 1
     assert live.receiver.bad_signatures == 0
     log = await live.loop.acall(entries(live.sys, "acme"))
@@ -122,6 +124,13 @@ async def test_thousand_concurrent_confirms_authorize_and_execute_once(live: Liv
     assert (await live.loop.acall(live.sys.ledger.verify("acme"))).ok
     body = next(iter(live.receiver.executed.values()))
     assert body["approvers"] == [ALICE] and body["incident_id"] == i
+
+
+async def _executions_returned(sys: System, timeout_s: float = 30) -> None:
+    """Wait (in the system's loop) for every executor run the authorizer woke to return."""
+    assert sys.tasks, "the authorization never woke the executor"
+    _, pending = await asyncio.wait(list(sys.tasks), timeout=timeout_s)
+    assert not pending, f"{len(pending)} execution(s) still running after {timeout_s} s"
 
 
 async def _warm(sys: System) -> None:
