@@ -199,3 +199,50 @@ def test_deletion_with_later_entries_rehashed_is_bad_at_the_deletion(backend: Ba
     assert result.first_bad_seq == 3, result
     assert result.problem == "entry 3 does not follow entry 2 (prev_hash mismatch)"
     assert result.count == 2 and result.head_seq == 2
+
+
+def resealed_from(entries: list[Entry], k: int, kept: list[Entry]) -> list[Entry]:
+    """``entries`` up to ``k - 1`` as they were, then ``kept`` renumbered and re-sealed
+    after them: every hash and every link recomputed, as anyone can without the key."""
+    out = list(entries[: k - 1])
+    prev = out[-1].hash if out else GENESIS_HASH
+    for e in kept:
+        sealed = rehashed(e, seq=len(out) + 1, prev_hash=prev)
+        out.append(sealed)
+        prev = sealed.hash
+    return out
+
+
+async def _resealed_case(backend: Backend, how: str) -> Any:
+    tenant = f"t{next(_tenants)}"
+    store = backend.open()
+    try:
+        entries = await store.append(tenant, [draft(tenant, i) for i in range(6)])
+        if how == "remove":
+            tampered = resealed_from(entries, 3, entries[3:])
+        elif how == "insert":
+            forged = seal(draft(tenant, 99, reason="forged"), 3, entries[1].hash)
+            tampered = resealed_from(entries, 3, [forged, *entries[2:]])
+        else:  # edit
+            edited = dataclasses.replace(entries[2], reason="nothing to see here")
+            tampered = resealed_from(entries, 3, [edited, *entries[3:]])
+        await backend.rewrite(store, tenant, tampered)
+        return await store.verify(tenant)
+    finally:
+        await store.close()
+
+
+def test_a_fully_resealed_rewrite_is_caught_by_the_signed_head(backend: Backend) -> None:
+    """The limit of a hash chain, pinned: with every later hash and link recomputed, the
+    chain is consistent, and only the key-signed head shows the rewrite. It is reported at
+    the head (the chain cannot say where it was changed), never as OK."""
+    removed = asyncio.run(_resealed_case(backend, "remove"))
+    assert not removed.ok and removed.first_bad_seq == 6 and removed.head_seq == 5
+    assert removed.problem.startswith("truncated: signed head is seq 6, chain ends at 5")
+    assert "re-sealed" in removed.problem
+    inserted = asyncio.run(_resealed_case(backend, "insert"))
+    assert not inserted.ok and inserted.first_bad_seq == 7
+    assert inserted.problem == "entries after the signed head checkpoint"
+    edited = asyncio.run(_resealed_case(backend, "edit"))
+    assert not edited.ok and edited.first_bad_seq == 6
+    assert edited.problem.startswith("the chain's head differs from the signed checkpoint")

@@ -444,12 +444,20 @@ class ChainVerifier:
             elif not checkpoint_valid(key, checkpoint) or checkpoint.tenant_id != self.tenant_id:
                 self.failure = (checkpoint.seq, "the head checkpoint's signature is invalid")
             elif checkpoint.seq > head_seq:
+                # Every link held, so either the tail was cut off or entries were removed
+                # and everything after them re-sealed: only the signed head knows, and it
+                # cannot say where (that would take a signature per entry).
                 self.failure = (
                     head_seq + 1,
-                    f"truncated: signed head is seq {checkpoint.seq}, chain ends at {head_seq}",
+                    f"truncated: signed head is seq {checkpoint.seq}, chain ends at {head_seq}"
+                    " (its tail cut off, or entries removed and the rest re-sealed)",
                 )
             elif checkpoint.seq == head_seq and not _eq(checkpoint.hash, self.prev_hash):
-                self.failure = (head_seq, "the chain's head differs from the signed checkpoint")
+                self.failure = (
+                    head_seq,
+                    "the chain's head differs from the signed checkpoint"
+                    " (the last entry rewritten, or an earlier one and all after it re-sealed)",
+                )
             elif checkpoint.seq < head_seq:
                 # Entries appended after the last signed checkpoint: the store signs on every
                 # append, so an unsigned tail was written around the store.
