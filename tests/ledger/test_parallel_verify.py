@@ -214,3 +214,24 @@ def test_redis_parallel_agrees_on_intact_chains(redis_server: RedisServer, chunk
     seq, par = asyncio.run(run())
     assert seq.ok and seq.count == 25
     assert par == seq
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 4, 6])
+def test_parallel_names_the_rehashed_deletion_like_the_walk(
+    tmp_path: Path, redis_server: RedisServer, chunk: int
+) -> None:
+    """Entry 3 of 6 deleted, the rest renumbered and re-hashed: entry 3 is the first bad one
+    whether it sits inside a range or first in one (the seam the caller re-checks)."""
+    path = tmp_path / "l.db"
+    tenant, entries = asyncio.run(_make(path, 6))
+    tampered, first_bad = tamper(entries, "remove_rehash", {"k": 3})
+    asyncio.run(sqlite_rewrite(path)(None, tenant, tampered))  # type: ignore[arg-type]
+    seq, par = _both(path, tenant, chunk)
+    assert (seq.ok, seq.first_bad_seq, first_bad) == (False, 3, 3)
+    assert seq.problem == "entry 3 does not follow entry 2 (prev_hash mismatch)"
+    assert par == seq
+    rseq, rpar, _ = asyncio.run(
+        _redis_case(redis_server.url, 6, "remove_rehash", {"k": 3}, chunk, None)
+    )
+    assert (rseq.ok, rseq.first_bad_seq, rseq.problem) == (False, 3, seq.problem)
+    assert rpar == rseq
