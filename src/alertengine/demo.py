@@ -282,8 +282,8 @@ async def _story(
     console.print(
         "   audit it yourself:\n"
         f"   ALERTENGINE_LEDGER_KEY=$(cat {workdir}/ledger.key) alertengine ledger verify "
-        f"--url sqlite:///{workdir}/alertengine-demo.db\n"
-        f"   alertengine ledger replay --url sqlite:///{workdir}/alertengine-demo.db",
+        f"--store-url sqlite:///{workdir}/alertengine-demo.db\n"
+        f"   alertengine ledger replay --store-url sqlite:///{workdir}/alertengine-demo.db",
         markup=False,
         highlight=False,
         soft_wrap=True,
