@@ -20,6 +20,7 @@ from alertengine.cli_common import (
     store_url_option,
 )
 from alertengine.ledger.tools import store_url_from_env
+from alertengine.orchestrator.config import looks_like_phone_number
 from alertengine.stores.base import StateStore
 from alertengine.stores.factory import open_state_store
 from alertengine.tenants import TenantError, TenantRegistry
@@ -94,6 +95,18 @@ def approvers(
 ) -> None:
     """Show approvers, or set a channel's list: `approvers acme telegram 123456 654321`."""
     url = store_url_option(store_url, url)
+    phones = [
+        i
+        for i in ids or []
+        if looks_like_phone_number(i) or (channel == "whatsapp" and i.isdigit())
+    ]
+    if phones:
+        # An approver id is written into the ledger; a phone number must never be.
+        Console(stderr=True).print(
+            f"[red]{phones[0]!r} looks like a phone number[/]: approver ids are written into the "
+            "ledger, so use a name or a handle (the number belongs in the config's `address`)."
+        )
+        raise typer.Exit(2)
 
     async def go(r: TenantRegistry) -> list[str]:
         if channel is not None and (ids or clear):

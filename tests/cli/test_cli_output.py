@@ -155,3 +155,19 @@ def test_verify_of_a_tenant_the_ledger_never_saw_exits_2(tmp_path: Path) -> None
     assert ok.returncode == 0, ok.stderr
     [res] = json.loads(ok.stdout)["results"]
     assert res["tenant_id"] == "acme" and res["count"] == 3 and res["ok"] is True
+
+
+def test_tenant_approvers_refuses_a_phone_number_as_an_id(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ae.db'}"
+    assert run("tenant", "add", "acme", "--store-url", url).returncode == 0
+    for args in (
+        ("whatsapp", "+263771234567"),
+        ("whatsapp", "263771234567"),
+        ("web", "+1 555 0100 99"),
+    ):
+        r = run("tenant", "approvers", "acme", *args, "--store-url", url)
+        assert r.returncode == 2 and "phone number" in r.stderr, r.stderr
+    shown = json.loads(run("tenant", "approvers", "acme", "--json", "--store-url", url).stdout)
+    assert shown["approvers"] == []
+    ok = run("tenant", "approvers", "acme", "whatsapp", "ana", "--store-url", url)
+    assert ok.returncode == 0 and ok.stdout.split() == ["engineer:whatsapp:ana"]
