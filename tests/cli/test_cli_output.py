@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -171,3 +172,12 @@ def test_tenant_approvers_refuses_a_phone_number_as_an_id(tmp_path: Path) -> Non
     assert shown["approvers"] == []
     ok = run("tenant", "approvers", "acme", "whatsapp", "ana", "--store-url", url)
     assert ok.returncode == 0 and ok.stdout.split() == ["engineer:whatsapp:ana"]
+
+
+def test_simulate_prints_incident_ids_whole_when_piped() -> None:
+    scenario = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
+    r = run("simulate", str(scenario / "database-errors-nobody-available.toml"), "--no-timeline")
+    assert r.returncode == 0, r.stderr
+    ids = re.findall(r"inc-orders-db-\d+-[0-9a-f]{6}\b", r.stdout)
+    assert len(set(ids)) == 2, r.stdout
+    assert "inc-ord…" not in r.stdout

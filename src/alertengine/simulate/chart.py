@@ -34,7 +34,7 @@ MARKERS = {
     "AUTHORIZED": "#2563eb",
     "EXPIRED": "#b91c1c",
     "RESOLVED": "#15803d",
-    "RECOVERED": "#16a34a",
+    "RECOVERED": "#0d9488",
     "WEBHOOK_FAILED": "#7f1d1d",
 }
 THRESHOLDS = (
