@@ -138,7 +138,8 @@ def _config(
                 # the diagnosis show the spike itself.
                 "policy": {
                     "open_p95_ms": 1000,
-                    "min_score_to_alert": 20,
+                    "min_score_to_alert": 10,
+                    "open_on_critical_status": False,
                     "recover_polls": 2,
                     "min_sample_size": 10,
                 },
