@@ -6,6 +6,11 @@ httpx logs every request URL at INFO; the orchestrator's runtime must leave only
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
@@ -19,6 +24,7 @@ from alertengine.orchestrator.config import parse_config
 from alertengine.orchestrator.runtime import build_runtime
 from alertengine.orchestrator.settings import Settings
 from alertengine.stores import MemoryStateStore
+from tests.support.redis_server import free_port
 from tests.support.servers import serve
 
 SECRET = "q-s3cr3t-0123456789abcdef"
@@ -78,3 +84,59 @@ async def test_the_runtime_http_client_logs_hosts_never_paths_or_queries(
 )
 def test_host_only(url: str, shown: str) -> None:
     assert host_only(url) == shown
+
+
+HEALTHY = {
+    "status": "ok",
+    "health_score": {"score": 98, "status": "ok", "trend": "stable"},
+    "metrics": {"overall_p95_ms": 20.0, "error_rate": 0.0, "sample_size": 300},
+    "alerts": [],
+}
+
+
+async def _health(_: object) -> JSONResponse:
+    return JSONResponse(HEALTHY)
+
+
+def test_serve_log_has_hosts_never_the_secret_in_a_polled_url(tmp_path: Path) -> None:
+    """The real thing: `alertengine serve` polling a health URL that carries a token."""
+    app = Starlette(routes=[Route("/health/alerts", _health, methods=["GET"])])
+    with serve(app) as target:
+        cfg = tmp_path / "alertengine.toml"
+        cfg.write_text(
+            f"""
+[orchestrator]
+store_url = "sqlite:///{tmp_path / "ae.db"}"
+port = {free_port()}
+loop_interval_s = 0.3
+[[tenants]]
+id = "acme"
+approvers = [{{ channel = "web", address = "alice" }}]
+[[targets]]
+tenant = "acme"
+service = "checkout"
+health_url = "{target}/health/alerts?token={SECRET}"
+"""
+        )
+        log = tmp_path / "serve.log"
+        env = {**os.environ, "ALERT_SECRET": "s" * 48, "ALERTENGINE_LEDGER_KEY": "k" * 48}
+        with log.open("wb") as sink:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "alertengine", "serve", "--config", str(cfg)],
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                deadline = time.monotonic() + 90
+                while log.read_text().count("HTTP Request: GET") < 2:
+                    assert proc.poll() is None, log.read_text()
+                    assert time.monotonic() < deadline, log.read_text()
+                    time.sleep(0.2)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+    out = log.read_text()
+    polls = [line for line in out.splitlines() if "HTTP Request: GET" in line]
+    assert all(f"GET {host_only(target)} " in line for line in polls), polls
+    assert SECRET not in out and "token=" not in out
