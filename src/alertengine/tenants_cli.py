@@ -20,7 +20,7 @@ from alertengine.cli_common import (
     store_url_option,
 )
 from alertengine.ledger.tools import store_url_from_env
-from alertengine.orchestrator.config import looks_like_phone_number
+from alertengine.orchestrator.config import phone_like_identity
 from alertengine.stores.base import StateStore
 from alertengine.stores.factory import open_state_store
 from alertengine.tenants import TenantError, TenantRegistry
@@ -95,11 +95,7 @@ def approvers(
 ) -> None:
     """Show approvers, or set a channel's list: `approvers acme telegram 123456 654321`."""
     url = store_url_option(store_url, url)
-    phones = [
-        i
-        for i in ids or []
-        if looks_like_phone_number(i) or (channel == "whatsapp" and i.isdigit())
-    ]
+    phones = [i for i in ids or [] if phone_like_identity(channel or "", i)]
     if phones:
         # An approver id is written into the ledger; a phone number must never be.
         Console(stderr=True).print(

@@ -65,6 +65,7 @@ def _assert_no_number(where: str, text: str) -> None:
         ({"channel": "whatsapp", "address": PHONE, "identity": PHONE}, "phone number"),
         ({"channel": "whatsapp", "address": PHONE, "identity": "263771234567"}, "phone number"),
         ({"channel": "slack", "address": "#oncall", "identity": "+263 77 123 4567"}, "phone"),
+        ({"channel": "whatsapp", "address": PHONE, "identity": "0771234567"}, "phone number"),
     ],
 )
 def test_config_refuses_a_phone_number_as_an_approver_name(

@@ -55,8 +55,7 @@ class ChannelConfig(_Model):
                 'a WhatsApp approver needs an `identity` (e.g. identity = "ana"): it names '
                 "them in the ledger, where the phone number must never appear"
             )
-        same_number = self.channel == "whatsapp" and _digits(self.identity) == _digits(self.address)
-        if looks_like_phone_number(self.identity) or same_number:
+        if phone_like_identity(self.channel, self.identity, self.address):
             raise ValueError(
                 "`identity` looks like a phone number; it is written into the ledger, so use "
                 "a name or a handle"
@@ -70,6 +69,17 @@ class ChannelConfig(_Model):
 
 def _digits(text: str) -> str:
     return "".join(c for c in text if c.isdigit())
+
+
+def phone_like_identity(channel: str, identity: str, address: str = "") -> bool:
+    """Would this approver id put a phone number into the ledger? A ``+…`` number anywhere;
+    on WhatsApp also the address's digits or any bare run of 7+ digits."""
+    if looks_like_phone_number(identity):
+        return True
+    digits = _digits(identity)
+    if channel != "whatsapp" or not digits:
+        return False
+    return digits == _digits(address) or (identity.strip().isdigit() and len(digits) >= 7)
 
 
 def looks_like_phone_number(text: str) -> bool:
