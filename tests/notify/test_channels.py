@@ -6,12 +6,13 @@ import logging
 import httpx
 import pytest
 
+from alertengine.commits import Commit, flag_risky
 from alertengine.notify.render import render
 from alertengine.notify.slack import SlackWebhookChannel
 from alertengine.notify.telegram import TelegramChannel
 from alertengine.notify.twilio import TwilioWhatsAppChannel
 from alertengine.notify.webhook import SignedWebhookChannel, sign, verify
-from tests.notify.messages import DISSENT, incident
+from tests.notify.messages import COMMIT, DISSENT, incident
 from tests.support.fakes.slack import FakeSlack
 from tests.support.fakes.telegram import FakeTelegram, too_many_requests
 from tests.support.fakes.twilio import FakeTwilio, error
@@ -137,13 +138,34 @@ async def test_slack_posts_blocks_with_a_link_button(
     result = await SlackWebhookChannel(url + fake.path, http).send("#oncall", DISSENT_MSG)
     assert result.ok and result.status == 200
     [body] = fake.posted
-    assert body["text"] == DISSENT_MSG.text
+    assert body["text"] == DISSENT_MSG.text.replace("&", "&amp;")
     header, section, actions = body["blocks"]
     assert header["text"]["text"] == DISSENT_MSG.title
     assert "Theory A (Database)" in section["text"]["text"]
     # Callback buttons cannot work through an incoming webhook: only the link is offered.
     [button] = actions["elements"]
     assert button["url"] == DISSENT_MSG.approve_url and button["type"] == "button"
+
+
+async def test_slack_never_turns_a_commit_message_into_a_link_or_a_ping(
+    slack: tuple[FakeSlack, str], http: httpx.AsyncClient
+) -> None:
+    """Slack parses the top-level ``text`` (the notification fallback) like mrkdwn: a commit
+    message must arrive as text in it, exactly as in the blocks."""
+    fake, url = slack
+    evil = "<https://evil.example/approve|Approve fix> & <!channel>"
+    commit = Commit(COMMIT.sha, evil, "mallory", COMMIT.timestamp, COMMIT.files)
+    msg = render(incident(commits=tuple(flag_risky([commit]))))
+    assert evil in msg.text  # the renderer keeps it; escaping is the channel's job
+    result = await SlackWebhookChannel(url + fake.path, http).send("#oncall", msg)
+    assert result.ok
+    [body] = fake.posted
+    sections = [b["text"]["text"] for b in body["blocks"] if b["type"] == "section"]
+    mrkdwn = [body["text"], *sections]
+    assert len(mrkdwn) == 2
+    for field in mrkdwn:
+        assert "<https://evil" not in field and "<!channel>" not in field
+        assert "&lt;https://evil.example/approve|Approve fix&gt; &amp; &lt;!channel&gt;" in field
 
 
 async def test_slack_500_is_transient_and_hides_the_webhook_url(

@@ -159,6 +159,10 @@ class OrchestratorAPI:
         p = await self.principal(request)
         if not p.authenticated:
             raise HTTPException(401, "a valid API key is required", {"WWW-Authenticate": "Bearer"})
+        if not p.admin:
+            # Status spans every tenant (targets, leases, replicas): the operator's view only.
+            await self.ledger_refusal(p, "_system", None, request)
+            raise HTTPException(403, "the status endpoint needs the admin key")
         return JSONResponse(self.orch.status())
 
     # -- intake -----------------------------------------------------------------------------

@@ -48,6 +48,25 @@ _HEALTH_LABELS = (
 )
 
 
+#: The page's heading says where the incident is *now*: a link opened again after the fix ran
+#: must not still read "awaiting approval".
+STAGE_HEADINGS = {
+    "DETECTED": "incident open, nobody asked yet",
+    "PROPOSED": "recovery proposed, being checked before anyone is asked",
+    "VALIDATED": "recovery awaiting approval",
+    "AUTHORIZED": "recovery approved, running now",
+    "EXECUTED": "recovery ran, watching health",
+    "RESOLVED": "incident resolved after the recovery",
+    "RECOVERED": "incident recovered by itself; nothing was run",
+    "EXPIRED": "approval window expired; nothing was run",
+    "WEBHOOK_FAILED": "recovery webhook failed; waiting in the dead-letter queue",
+}
+
+
+def stage_heading(stage: str) -> str:
+    return STAGE_HEADINGS.get(stage, f"incident {stage.lower() or 'status unknown'}")
+
+
 def _wants_json(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return "application/json" in accept and "text/html" not in accept
@@ -128,6 +147,7 @@ def approval_routes(authorizer: Authorizer, templates_dir: str | Path | None = N
             token=token,
             confirm_url=request.scope.get("root_path", "") + "/action/recover/confirm",
             expires=_utc(p.expires_at),
+            heading=stage_heading(p.stage),
             health=_health_rows(dict(p.detection)),
             diagnosis_rows=_diagnosis_rows(dict(p.diagnosis) if p.diagnosis else None),
         )

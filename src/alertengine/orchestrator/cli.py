@@ -89,6 +89,9 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    from alertengine.log_redaction import install_url_redaction
+
+    install_url_redaction()
 
     from alertengine.orchestrator.runtime import build_runtime, create_app
     from alertengine.stores.factory import open_stores

@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from alertengine.policy import Policy, PolicyError, load_policy
 
@@ -39,9 +46,50 @@ class ChannelConfig(_Model):
         default="", description="the approver's id on that channel (defaults to the address)"
     )
 
+    @model_validator(mode="after")
+    def _no_phone_number_as_identity(self) -> ChannelConfig:
+        # The identity is written into the append-only ledger and shown on pages; a WhatsApp
+        # address is a phone number, which must appear in neither.
+        if self.channel == "whatsapp" and not self.identity:
+            raise ValueError(
+                'a WhatsApp approver needs an `identity` (e.g. identity = "ana"): it names '
+                "them in the ledger, where the phone number must never appear"
+            )
+        if phone_like_identity(self.channel, self.identity, self.address):
+            raise ValueError(
+                "`identity` looks like a phone number; it is written into the ledger, so use "
+                "a name or a handle"
+            )
+        return self
+
     @property
     def approver(self) -> str:
         return f"engineer:{self.channel}:{self.identity or self.address}"
+
+
+def _digits(text: str) -> str:
+    return "".join(c for c in text if c.isdigit())
+
+
+def phone_like_identity(channel: str, identity: str, address: str = "") -> bool:
+    """Would this approver id put a phone number into the ledger? A ``+…`` number anywhere;
+    on WhatsApp also the address's digits or any bare run of 7+ digits."""
+    if looks_like_phone_number(identity):
+        return True
+    digits = _digits(identity)
+    if channel != "whatsapp" or not digits:
+        return False
+    return digits == _digits(address) or (identity.strip().isdigit() and len(digits) >= 7)
+
+
+def looks_like_phone_number(text: str) -> bool:
+    """``+263 77 123 4567``, ``whatsapp:+2637…``: a leading ``+`` or ``whatsapp:`` and 7+ digits.
+
+    Telegram user ids are bare digits and stay allowed: they are not phone numbers.
+    """
+    t = text.strip().lower().removeprefix("whatsapp:").strip()
+    digits = sum(c.isdigit() for c in t)
+    return t.startswith("+") and digits >= 7 and all(c.isdigit() or c in " -.()+" for c in t)
 
 
 class TenantConfig(_Model):

@@ -37,6 +37,7 @@ from alertengine.engine import IncidentEngine
 from alertengine.execute.executor import Executor
 from alertengine.incidents import IncidentState
 from alertengine.ledger import LedgerStore
+from alertengine.log_redaction import install_url_redaction
 from alertengine.notify.telegram import TelegramChannel
 from alertengine.notify.telegram_webhook import telegram_webhook_routes
 from alertengine.orchestrator.api import OrchestratorAPI
@@ -125,6 +126,7 @@ async def build_runtime(
 ) -> Runtime:
     settings = settings or Settings.from_env(environ)
     clock = clock or SystemClock()
+    install_url_redaction()  # httpx logs every URL at INFO; secrets ride in some of them
     http = http or httpx.AsyncClient(
         timeout=10.0, limits=httpx.Limits(max_connections=200), follow_redirects=False
     )
