@@ -34,7 +34,7 @@ from alertengine.tenants import TenantRegistry
 
 LEDGER_KEY = b"ledger-key-for-tests-0123456789abcdef"
 SECRET = b"s" * 16 + b"-test-secret-0123456789abcdef"
-WEBHOOK_SECRET = "whsec-test-0123456789"
+WEBHOOK_SECRET = "whsec-test-0123456789abcdef0123456789"
 ALICE = "engineer:web:alice@example.com"
 BOB = "engineer:telegram:123456"
 CAROL = "engineer:web:carol@example.com"

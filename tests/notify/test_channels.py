@@ -182,17 +182,18 @@ async def test_signed_webhook_with_wrong_secret_is_refused(
     receiver: tuple[FakeWebhookReceiver, str], http: httpx.AsyncClient
 ) -> None:
     fake, url = receiver
-    result = await SignedWebhookChannel(url + "/hook", b"wrong", http).send("x", MSG)
+    result = await SignedWebhookChannel(url + "/hook", b"wrong" * 8, http).send("x", MSG)
     assert not result.ok and result.status == 401 and result.permanent and fake.received == []
 
 
 def test_webhook_signature_refuses_stale_and_tampered() -> None:
     body = json.dumps({"a": 1}).encode()
-    headers = sign(b"k", body, 1000)
-    assert verify(b"k", headers, body, now=1100)
-    assert not verify(b"k", headers, body, now=2000)  # replayed later
-    assert not verify(b"k", headers, body + b" ", now=1100)
-    assert not verify(b"k", {**headers, "X-AlertEngine-Timestamp": "1001"}, body, now=1100)
+    k = b"k" * 32
+    headers = sign(k, body, 1000)
+    assert verify(k, headers, body, now=1100)
+    assert not verify(k, headers, body, now=2000)  # replayed later
+    assert not verify(k, headers, body + b" ", now=1100)
+    assert not verify(k, {**headers, "X-AlertEngine-Timestamp": "1001"}, body, now=1100)
     assert not verify(
-        b"k", {"X-AlertEngine-Signature": headers["X-AlertEngine-Signature"]}, body, now=1100
+        k, {"X-AlertEngine-Signature": headers["X-AlertEngine-Signature"]}, body, now=1100
     )
