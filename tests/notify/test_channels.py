@@ -6,6 +6,7 @@ import logging
 import httpx
 import pytest
 
+from alertengine.execute.signing import WeakKeyError
 from alertengine.notify.render import render
 from alertengine.notify.slack import SlackWebhookChannel
 from alertengine.notify.telegram import TelegramChannel
@@ -197,3 +198,16 @@ def test_webhook_signature_refuses_stale_and_tampered() -> None:
     assert not verify(
         k, {"X-AlertEngine-Signature": headers["X-AlertEngine-Signature"]}, body, now=1100
     )
+
+
+@pytest.mark.parametrize("key", [b"", "", b"k", "x" * 31, b"\x00" * 31])
+def test_nothing_is_signed_with_an_empty_or_short_key(key: str | bytes) -> None:
+    with pytest.raises(WeakKeyError, match="at least 32 bytes"):
+        sign(key, b"{}", 1000)
+    with pytest.raises(WeakKeyError):
+        SignedWebhookChannel("http://127.0.0.1:9/hook", _key(key), client=None)  # type: ignore[arg-type]
+    assert sign("x" * 32, b"{}", 1000)["X-AlertEngine-Signature"].startswith("v1=")
+
+
+def _key(key: str | bytes) -> bytes:
+    return key.encode() if isinstance(key, str) else key
