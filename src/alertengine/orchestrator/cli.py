@@ -74,7 +74,8 @@ def _checked(
     if not report.ok:
         for line in report.problems:
             err.print(f"[bold red]config error:[/] {escape(line)}", highlight=False)
-        err.print(f"{len(report.problems)} problem(s); nothing started.", highlight=False)
+        if len(report.problems) > 1:
+            err.print(f"{len(report.problems)} problems; nothing started.", highlight=False)
         raise typer.Exit(2)
     return cfg, settings, report
 
