@@ -27,7 +27,9 @@ NOTIFY_SECRET = "n" * 40
 ADMIN = "a" * 40
 
 
-async def runtime(approvers: list[dict[str, str]], **env: str) -> Runtime:
+async def runtime(
+    approvers: list[dict[str, str]], *, ledger: Any = None, store: Any = None, **env: str
+) -> Runtime:
     clock = VirtualClock(start=time.time())  # receivers check signatures against real time
     settings = Settings.from_env(
         {
@@ -46,8 +48,8 @@ async def runtime(approvers: list[dict[str, str]], **env: str) -> Runtime:
     )
     rt = await build_runtime(
         config,
-        ledger=MemoryLedgerStore(b"x" * 32),
-        store=MemoryStateStore(clock),
+        ledger=ledger or MemoryLedgerStore(b"x" * 32),
+        store=store or MemoryStateStore(clock),
         settings=settings,
         clock=clock,
     )
@@ -174,3 +176,19 @@ async def test_fall_over_to_a_reachable_channel_clears_the_alarm(telegram) -> No
         assert [g["approver"] for g in gaps] == ["engineer:slack:bob"]
     finally:
         await rt.http.aclose()
+
+
+async def test_a_restarted_orchestrator_still_shows_the_incident_nobody_was_told_about() -> None:
+    rt = await runtime([{"channel": "telegram", "address": "4242"}])
+    incident = await validate(rt)
+    await rt.http.aclose()
+    again = await runtime(
+        [{"channel": "telegram", "address": "4242"}], ledger=rt.ledger, store=rt.store
+    )
+    try:
+        assert again.orch.status()["notifications"]["incidents_without_reachable_approver"] == []
+        await again.notifier.escalate_due()  # the first tick's sweep, before any retry is due
+        (shown,) = again.orch.status()["notifications"]["incidents_without_reachable_approver"]
+        assert shown["incident_id"] == incident and "no approver" in shown["reason"]
+    finally:
+        await again.http.aclose()

@@ -378,6 +378,17 @@ class Notifier:
                 if s.notified_at is None:
                     # Nobody could be told yet (every channel failed): try the route again.
                     validated_at = s.history[-1].at
+                    # Known after a restart or on another replica too (from the ledger).
+                    self.unreached.setdefault(
+                        (t.id, s.incident_id),
+                        {
+                            "tenant": t.id,
+                            "incident_id": s.incident_id,
+                            "service": s.service,
+                            "since": validated_at,
+                            "reason": "no approver has been reached yet",
+                        },
+                    )
                     if self.clock.now() >= validated_at + policy.escalate_after_s * (
                         s.escalations + 1
                     ):
