@@ -336,3 +336,18 @@ def test_serve_with_the_flag_warns_and_lists_unreachable_approvers_in_status(tmp
         out = proc.communicate(timeout=20)[0].decode()
     assert "warning" in out.lower() and "engineer:telegram:4242" in out
     assert "Traceback" not in out, out
+
+
+@pytest.mark.parametrize(
+    ("approver", "needle"),
+    [
+        ('{ channel = "webhook", address = "http://127.0.0.1:9/inbox" }', "set identity"),
+        ('{ channel = "slack", address = "#oncall", identity = "ops:bob" }', "contains ':'"),
+        ('{ channel = "webhook", address = "inbox", identity = "alice" }', "the URL to POST to"),
+    ],
+)
+def test_an_approver_the_tenant_registry_would_refuse_is_refused_at_start_up(
+    tmp_path, approver, needle
+):
+    text = base_config(tmp_path / "a.db").replace(WEBHOOK_APPROVER, approver)
+    refused(check(tmp_path, text, SECRETS), "tenants.0.approvers.0", needle)

@@ -162,7 +162,8 @@ def parse_config(data: Mapping[str, Any], *, source: str = "config") -> Config:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
         )
         raise ConfigError(f"{source}: {problems}") from None
     _check_references(cfg, source)
