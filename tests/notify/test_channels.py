@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from alertengine.commits import Commit, flag_risky
+from alertengine.execute.signing import WeakKeyError
 from alertengine.notify.render import render
 from alertengine.notify.slack import SlackWebhookChannel
 from alertengine.notify.telegram import TelegramChannel
@@ -204,17 +205,31 @@ async def test_signed_webhook_with_wrong_secret_is_refused(
     receiver: tuple[FakeWebhookReceiver, str], http: httpx.AsyncClient
 ) -> None:
     fake, url = receiver
-    result = await SignedWebhookChannel(url + "/hook", b"wrong", http).send("x", MSG)
+    result = await SignedWebhookChannel(url + "/hook", b"wrong" * 8, http).send("x", MSG)
     assert not result.ok and result.status == 401 and result.permanent and fake.received == []
 
 
 def test_webhook_signature_refuses_stale_and_tampered() -> None:
     body = json.dumps({"a": 1}).encode()
-    headers = sign(b"k", body, 1000)
-    assert verify(b"k", headers, body, now=1100)
-    assert not verify(b"k", headers, body, now=2000)  # replayed later
-    assert not verify(b"k", headers, body + b" ", now=1100)
-    assert not verify(b"k", {**headers, "X-AlertEngine-Timestamp": "1001"}, body, now=1100)
+    k = b"k" * 32
+    headers = sign(k, body, 1000)
+    assert verify(k, headers, body, now=1100)
+    assert not verify(k, headers, body, now=2000)  # replayed later
+    assert not verify(k, headers, body + b" ", now=1100)
+    assert not verify(k, {**headers, "X-AlertEngine-Timestamp": "1001"}, body, now=1100)
     assert not verify(
-        b"k", {"X-AlertEngine-Signature": headers["X-AlertEngine-Signature"]}, body, now=1100
+        k, {"X-AlertEngine-Signature": headers["X-AlertEngine-Signature"]}, body, now=1100
     )
+
+
+@pytest.mark.parametrize("key", [b"", "", b"k", "x" * 31, b"\x00" * 31])
+def test_nothing_is_signed_with_an_empty_or_short_key(key: str | bytes) -> None:
+    with pytest.raises(WeakKeyError, match="at least 32 bytes"):
+        sign(key, b"{}", 1000)
+    with pytest.raises(WeakKeyError):
+        SignedWebhookChannel("http://127.0.0.1:9/hook", _key(key), client=None)  # type: ignore[arg-type]
+    assert sign("x" * 32, b"{}", 1000)["X-AlertEngine-Signature"].startswith("v1=")
+
+
+def _key(key: str | bytes) -> bytes:
+    return key.encode() if isinstance(key, str) else key

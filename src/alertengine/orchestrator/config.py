@@ -11,6 +11,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -22,6 +23,8 @@ from pydantic import (
 )
 
 from alertengine.policy import Policy, PolicyError, load_policy
+from alertengine.stores.factory import check_store_url
+from alertengine.tenants import approver_id_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -66,6 +69,18 @@ class ChannelConfig(_Model):
     def approver(self) -> str:
         return f"engineer:{self.channel}:{self.identity or self.address}"
 
+    @model_validator(mode="after")
+    def _approver_id(self) -> ChannelConfig:
+        problem = approver_id_problem(self.identity or self.address)
+        if problem and self.identity:
+            raise ValueError(f"identity {self.identity!r} {problem}")
+        if problem:
+            raise ValueError(
+                f"the address {self.address!r} {problem}, so it cannot name the approver: "
+                'set identity (e.g. identity = "alice")'
+            )
+        return self
+
 
 def _digits(text: str) -> str:
     return "".join(c for c in text if c.isdigit())
@@ -101,7 +116,9 @@ class TenantConfig(_Model):
     approvers: list[ChannelConfig] = Field(default_factory=list)
     github_secret_env: str = ""
     max_channels: int = Field(5, ge=1)
-    council: bool = False
+    #: Two-lens council for this tenant. Unset: as the orchestrator's ``diagnoser`` says
+    #: (``council`` for every tenant); ``true`` needs an Anthropic key; ``false`` opts out.
+    council: bool | None = None
 
 
 class TargetConfig(_Model):
@@ -121,6 +138,10 @@ class TargetConfig(_Model):
         return v
 
 
+#: The council's two lenses by default: a fast model and a strong one, side by side.
+DEFAULT_COUNCIL_MODELS = ("claude-haiku-4-5", "claude-sonnet-4-6")
+
+
 class OrchestratorSection(_Model):
     store_url: str = "sqlite:///var/alertengine.db"
     base_url: str = "http://127.0.0.1:8700"
@@ -129,6 +150,34 @@ class OrchestratorSection(_Model):
     loop_interval_s: float = Field(5.0, gt=0, le=3600)
     demo: bool = False
     diagnoser: str = Field("rules", pattern=r"^(rules|claude|council)$")
+    #: The model of ``diagnoser = "claude"`` (empty: ALERTENGINE_CLAUDE_MODEL, then the default).
+    claude_model: str = ""
+    #: The council's models: lens A (latency & database), lens B (network & dependencies).
+    council_models: tuple[str, str] = DEFAULT_COUNCIL_MODELS
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                "must be an absolute http:// or https:// URL (approval links point there), "
+                f"got {v!r}"
+            )
+        return v.rstrip("/")
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_url(cls, v: str) -> str:
+        check_store_url(v)
+        return v
+
+    @field_validator("council_models")
+    @classmethod
+    def _models(cls, v: tuple[str, str]) -> tuple[str, str]:
+        if not all(m.strip() for m in v):
+            raise ValueError("each lens needs a model name")
+        return v
 
 
 class Config(_Model):
@@ -154,7 +203,8 @@ def parse_config(data: Mapping[str, Any], *, source: str = "config") -> Config:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
         )
         raise ConfigError(f"{source}: {problems}") from None
     _check_references(cfg, source)

@@ -29,12 +29,9 @@ from alertengine.authorize.tokens import TokenSigner, check_secret
 from alertengine.clock import Clock, SystemClock
 from alertengine.commits import CommitLog
 from alertengine.commits_api import commits_routes
-from alertengine.diagnose.base import Diagnoser
-from alertengine.diagnose.claude import ClaudeDiagnoser
-from alertengine.diagnose.council import Council
-from alertengine.diagnose.rules import RulesDiagnoser
 from alertengine.engine import IncidentEngine
 from alertengine.execute.executor import Executor
+from alertengine.execute.signing import WeakKeyError, check_key
 from alertengine.incidents import IncidentState
 from alertengine.ledger import LedgerStore
 from alertengine.log_redaction import install_url_redaction
@@ -44,9 +41,11 @@ from alertengine.orchestrator.api import OrchestratorAPI
 from alertengine.orchestrator.approval_routes import approval_routes
 from alertengine.orchestrator.config import Config, TargetConfig
 from alertengine.orchestrator.dashboard import dashboard_routes
+from alertengine.orchestrator.diagnosers import build_diagnosis
 from alertengine.orchestrator.history import SharedHistory
 from alertengine.orchestrator.http import http_exception_handler
 from alertengine.orchestrator.leases import Leases, lease_ttl_for, replica_id
+from alertengine.orchestrator.preflight import missing_credentials
 from alertengine.orchestrator.service import Orchestrator
 from alertengine.orchestrator.settings import Settings
 from alertengine.orchestrator.wiring import (
@@ -92,9 +91,14 @@ class Runtime:
         t: TargetConfig | None = self.config.target(tenant_id, service)
         if t is None or not t.recovery_webhook:
             raise LookupError(f"no recovery webhook configured for {tenant_id}/{service}")
-        secret = ""
-        if t.webhook_secret_env:
-            secret = os.environ.get(t.webhook_secret_env, "")
+        secret = os.environ.get(t.webhook_secret_env, "") if t.webhook_secret_env else ""
+        try:
+            check_key(secret)
+        except WeakKeyError as exc:
+            # Start-up refuses this (preflight); never sign with a key anyone could guess.
+            raise LookupError(
+                f"{tenant_id}/{service}: targets.webhook_secret_env: {exc}; not executing"
+            ) from None
         return t.recovery_webhook, secret
 
     def schedule_execution(self, tenant_id: str, incident_id: str) -> None:
@@ -168,14 +172,13 @@ async def build_runtime(
 
     executor = Executor(orch.engine, store, http, clock, webhook_for, holder=replica)
     commits = CommitLog(store)
+    diagnosis = build_diagnosis(config, settings)
     orch.pipeline.diagnose = DiagnosisStep(
         orch.engine,
         commits,
-        _diagnoser(config, settings),
-        council=_council(settings),
-        council_tenants=frozenset(
-            t.id for t in config.tenants if t.council or settings.council_enabled
-        ),
+        diagnosis.diagnoser,
+        council=diagnosis.council,
+        council_tenants=diagnosis.council_tenants,
         baseline_for=lambda tenant, service: orch.baselines.get((tenant, service)),
         report_health=orch.set_component,
     )
@@ -185,9 +188,26 @@ async def build_runtime(
     )
     channels = build_channels(settings, http, clock, webhook_secret=webhook_secret)
     notifier = Notifier(
-        config, orch.engine, authorizer, channels, clock, commits, report_health=orch.set_component
+        config,
+        orch.engine,
+        authorizer,
+        channels,
+        clock,
+        commits,
+        report_health=orch.set_component,
+        missing=missing_credentials(settings),
     )
     orch.validated_hooks.append(notifier.on_validated)
+    orch.status_sections["notifications"] = notifier.status
+    for gap in notifier.unreachable_approvers():
+        # Start-up refuses this unless --allow-unreachable-approvers: then say it loudly.
+        log.warning(
+            "approver %s of tenant %s cannot be reached on %s: %s",
+            gap["approver"],
+            gap["tenant"],
+            gap["channel"],
+            gap["why"],
+        )
     rt = Runtime(
         config=config,
         settings=settings,
@@ -228,24 +248,6 @@ async def build_runtime(
 
     orch.tick_hooks.append(sweep)
     return rt
-
-
-def _diagnoser(config: Config, settings: Settings) -> Diagnoser:
-    if config.orchestrator.diagnoser in ("claude", "council") and settings.anthropic_api_key:
-        return ClaudeDiagnoser(
-            settings.anthropic_api_key, base_url=settings.anthropic_base_url or None
-        )
-    return RulesDiagnoser()
-
-
-def _council(settings: Settings) -> Council | None:
-    if not settings.council_enabled or not settings.anthropic_api_key:
-        return None
-    base = settings.anthropic_base_url or None
-    return Council(
-        ClaudeDiagnoser(settings.anthropic_api_key, base_url=base, lens="latency_database"),
-        ClaudeDiagnoser(settings.anthropic_api_key, base_url=base, lens="network_dependency"),
-    )
 
 
 def _github_secret_for(config: Config) -> Callable[[str, str], Awaitable[bytes | None]]:

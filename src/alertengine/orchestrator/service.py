@@ -90,6 +90,8 @@ class Orchestrator:
         self.validated_hooks: list[Callable[[IncidentState], Awaitable[None]]] = []
         #: Called once per loop tick after polling (expiry, escalation, execution sweep).
         self.tick_hooks: list[Callable[[], Awaitable[None]]] = []
+        #: Extra sections of status(), by key (e.g. the notifier's unreachable approvers).
+        self.status_sections: dict[str, Callable[[], Any]] = {}
         self._pending_system: list[dict[str, Any]] = []
         #: Recent observations per (tenant, service), bounded, newest last.
         self.history: dict[tuple[str, str], deque[Observation]] = {}
@@ -392,4 +394,5 @@ class Orchestrator:
                 "last_tick_ms": round(self.stats.last_tick_ms, 2),
                 "errors": dict(self.stats.errors),
             },
+            **{key: section() for key, section in self.status_sections.items()},
         }
