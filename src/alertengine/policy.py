@@ -251,6 +251,11 @@ def should_validate(
             f"{firing_alerts} Alertmanager alert(s) firing "
             f"(>= {policy.validate_firing_alerts}; Alertmanager already waited for:)",
         )
+    if s.source == "alertmanager":  # a notification is not a poll: it re-sends only hours later
+        return Decision(
+            False,
+            f"{firing_alerts}/{policy.validate_firing_alerts} Alertmanager alert(s) firing",
+        )
     if s.reachable and s.error_rate is not None and s.error_rate >= policy.validate_error_rate:
         return Decision(True, f"error rate {s.error_rate:.1%} >= {policy.validate_error_rate:.1%}")
     if s.reachable and s.score is not None and s.score <= policy.validate_score:
