@@ -224,9 +224,12 @@ async def test_prometheus_alert_opens_asks_runs_once_and_closes_on_resolved(
             executions = [e for e in entries if e.kind == "transition" and e.stage == "EXECUTED"]
             assert len(executions) == 1
             assert (await ledger.verify(TENANT)).ok
+            # The orchestrator's own share, from ledger times (wall clock, like the inbox's).
+            firing_to_asked = message["received_at"] - entries[0].timestamp
             resolved_to_closed = closed.updated_at - resolved[0].timestamp
             print(
-                f"\nfault -> person asked: {asked_at - fault_at:.1f} s; "
+                f"\nfault -> person asked: {asked_at - fault_at:.1f} s "
+                f"(Alertmanager's firing -> asked: {firing_to_asked * 1000:.0f} ms); "
                 f"fault fixed -> incident closed: {closed_at - fixed_at:.1f} s "
                 f"(Alertmanager's resolved -> closed: {resolved_to_closed * 1000:.0f} ms)"
             )
