@@ -213,7 +213,15 @@ async def test_prometheus_alert_opens_asks_runs_once_and_closes_on_resolved(
             assert closed.stage is Stage.RESOLVED, closed.stage
             assert "every Alertmanager alert" in closed.history[-1].reason
 
-            await asyncio.sleep(1.5)  # Alertmanager's next group_interval: nothing more comes
+            # Alertmanager holds no active alert, so it has nothing more to send: what we got
+            # is all there will be (one firing, one resolved notification, none failed).
+            async with httpx.AsyncClient() as client:
+                await until("no active alert", lambda: _am_idle(client, alertmanager), 20)
+                sent = await _am_metric(client, alertmanager, "alertmanager_notifications_total")
+                failed = await _am_metric(
+                    client, alertmanager, "alertmanager_notifications_failed_total"
+                )
+            assert (sent, failed) == (2, 0)
             assert len(side.recoveries) == 1 and len(side.messages) == 1
             assert [s.incident_id for s in await rt.engine.incidents(TENANT)] == [
                 incident.incident_id
@@ -258,6 +266,18 @@ async def _scraped(client: httpx.AsyncClient, prometheus: Prometheus) -> bool:
     r = await client.get(f"{prometheus.url}/api/v1/query", params={"query": 'up{job="shop"}'})
     result = r.json().get("data", {}).get("result", [])
     return bool(result) and result[0]["value"][1] == "1"
+
+
+async def _am_metric(client: httpx.AsyncClient, am: Alertmanager, name: str) -> float:
+    """The sum of a metric's webhook series in Alertmanager's own /metrics."""
+    text = (await client.get(f"{am.url}/metrics")).text
+    pattern = re.compile(rf'^{name}{{[^}}]*integration="webhook"[^}}]*}} (\S+)$', re.M)
+    return sum(float(v) for v in pattern.findall(text))
+
+
+async def _am_idle(client: httpx.AsyncClient, am: Alertmanager) -> bool:
+    text = (await client.get(f"{am.url}/metrics")).text
+    return re.search(r'^alertmanager_alerts\{state="active"\} 0$', text, re.M) is not None
 
 
 async def _closed(rt: Any, incident_id: str) -> Any:
