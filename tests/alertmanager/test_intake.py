@@ -448,3 +448,33 @@ async def test_malformed_notifications_get_a_reasoned_400(
     r = await env.post(body)
     assert r.status_code == 400 and reason in r.json()["error"], r.text
     assert await env.rt.engine.incidents("acme") == []
+
+
+async def test_alerts_the_ledger_cannot_record_get_503_so_alertmanager_retries(env: Env) -> None:
+    await env.rt.ledger.close()  # every append now fails, as on a dead disk
+    r = await env.post(notification(alert("HighErrorRate")))
+    assert r.status_code == 503 and r.headers["Retry-After"], r.text
+    assert "retry" in r.json()["error"]
+    assert env.rt.orch.components["ledger"] is False
+
+
+async def test_still_firing_after_the_grace_proposes_again_and_asks_again(
+    stores: Any, phone: Any
+) -> None:
+    e = await make_env(stores, phone, {"post_execution_grace_s": 30})
+    try:
+        clock = e.rt.clock
+        assert isinstance(clock, VirtualClock)
+        await e.post(notification(alert("HighErrorRate")))
+        await authorize_and_execute(e, (await e.incident()).incident_id)
+        clock.set(clock.now() + 31)
+        await e.rt.orch.tick()  # no notification comes (repeat_interval): the tick decides
+        s = await e.incident()
+        moved = [h for h in s.history if h.stage is Stage.PROPOSED][-1]
+        assert "still firing: HighErrorRate" in moved.reason
+        await e.rt.orch.tick()
+        assert (await e.incident()).stage is Stage.VALIDATED
+        assert len(e.phone.received) == 2  # a fresh approval is asked for
+    finally:
+        await e.client.aclose()
+        await e.rt.http.aclose()

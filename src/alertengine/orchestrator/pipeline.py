@@ -240,14 +240,17 @@ class Pipeline:
                 why = f"after the recovery ran, {ended.reason}"
             return await self._move(state, Change(Stage.RESOLVED, "policy", why))
         executed_at = state.history[-1].at
-        if self.clock.now() >= executed_at + policy.post_execution_grace_s:
+        grace = policy.post_execution_grace_s
+        if self.clock.now() >= executed_at + grace:
+            why = f"health did not return within {grace:.0f} s of the recovery"
+            if state.alerts:
+                why = f"{grace:.0f} s after the recovery, {ended.reason}"
             return await self._move(
                 state,
                 Change(
                     Stage.PROPOSED,
                     "policy",
-                    f"health did not return within {policy.post_execution_grace_s:.0f} s "
-                    "of the recovery; proposing again",
+                    f"{why}; proposing again",
                     data={"action": state.action},
                 ),
             )

@@ -217,10 +217,13 @@ class Orchestrator:
         try:
             if self.leases is not None:  # any replica takes alerts: start from the shared ledger
                 await self.engine.refresh(tenant_id)
-            return await self.alert_intake.receive(tenant_id, alerts)
+            outcome = await self.alert_intake.receive(tenant_id, alerts)
         except LedgerError as exc:
             await self._component("ledger", False, f"ledger: {exc}")
             raise
+        if not self.components.get("ledger", True):  # observe() degraded instead of raising
+            raise LedgerError("the ledger is down: the alerts could not all be recorded")
+        return outcome
 
     # -- the loop ---------------------------------------------------------------------------
 
