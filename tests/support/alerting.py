@@ -58,8 +58,9 @@ class _Process:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
+        output = self.output()
         self.stop()
-        raise RuntimeError(f"{self.name} did not start:\n{self.output()}")
+        raise RuntimeError(f"{self.name} did not start:\n{output}")
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
@@ -74,6 +75,7 @@ class _Process:
             self.proc.kill()
             self.proc.wait(timeout=5)
         self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Prometheus(_Process):
