@@ -159,8 +159,11 @@ def _alerts(doc: _Doc, m: IncidentMessage) -> None:
     for a in ordered[:MAX_ALERTS_SHOWN]:
         status = str(a.get("status", "?"))
         when = f"since {_utc(a.get('startsAt'))}"
-        if status != "firing" and isinstance(a.get("endsAt"), (int, float)):
-            when += f", ended {_utc(a.get('endsAt'))}"
+        if status != "firing":
+            ended = a.get("endsAt")
+            when = f"(fired from {_utc(a.get('startsAt'))}" + (
+                f" to {_utc(ended)})" if isinstance(ended, (int, float)) else ")"
+            )
         mark = "🔥" if status == "firing" else "✅"
         doc.line(f"{mark} {a.get('alertname', 'alert')} — {status} {when}")
         notes = a.get("annotations") or {}
