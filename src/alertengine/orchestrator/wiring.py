@@ -363,6 +363,7 @@ class Notifier:
             approve_callback=f"ae:{jti}" if channel == "telegram" else "",
             expires_at=expires_at,
             action=fresh.action,
+            alerts=list(fresh.alerts.values()),
         )
         return render(m)
 
