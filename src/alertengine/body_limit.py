@@ -10,6 +10,11 @@ Why read the body here, before any route runs:
   itself would raise ``ClientDisconnect`` and the server would log a crash traceback.
 
 Limits are per path (exact match), with a default for every other route.
+
+A refused body is read on and dropped (never kept) up to ``DRAIN_BYTES`` before the 413 goes
+out: an HTTP/1.1 client that writes its whole body before reading (most do) would otherwise
+see the connection reset instead of the 413 and its reason. A client that asked
+``Expect: 100-continue`` is answered at once and never sends the body at all.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("alertengine.http")
+
+#: How much of a refused body is read and dropped so the client can read its 413.
+DRAIN_BYTES = 64 * 1024 * 1024
 
 
 class BodyLimit:
@@ -40,6 +48,8 @@ class BodyLimit:
         limit = self.limit_for(scope.get("path", ""))
         declared = _content_length(scope)
         if declared is not None and declared > limit:
+            if declared <= DRAIN_BYTES and not _expects_continue(scope):
+                await _drop_body(receive, DRAIN_BYTES)
             await _too_large(send, limit)
             return
         chunks: list[bytes] = []
@@ -52,6 +62,8 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
+                if message.get("more_body", False):
+                    await _drop_body(receive, DRAIN_BYTES - size)
                 await _too_large(send, limit)
                 return
             chunks.append(chunk)
@@ -77,6 +89,24 @@ def _content_length(scope: Scope) -> int | None:
         if name == b"content-length":
             return int(value) if value.isdigit() else None
     return None
+
+
+def _expects_continue(scope: Scope) -> bool:
+    return any(
+        name == b"expect" and value.lower() == b"100-continue"
+        for name, value in scope.get("headers", ())
+    )
+
+
+async def _drop_body(receive: Receive, budget: int) -> None:
+    """Read the rest of a refused body, keeping none of it, up to ``budget`` bytes."""
+    while budget > 0:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        budget -= len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 def _log_disconnect(scope: Scope, when: str) -> None:
