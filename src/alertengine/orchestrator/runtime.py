@@ -54,6 +54,7 @@ from alertengine.orchestrator.http import (
 )
 from alertengine.orchestrator.leases import Leases, lease_ttl_for, replica_id
 from alertengine.orchestrator.mode import Mode
+from alertengine.orchestrator.openapi import openapi_document
 from alertengine.orchestrator.service import Orchestrator
 from alertengine.orchestrator.settings import Settings
 from alertengine.orchestrator.wiring import (
@@ -67,6 +68,9 @@ from alertengine.stores import StateStore, StoreUnavailable
 from alertengine.tenants import TenantRegistry
 
 log = logging.getLogger("alertengine.runtime")
+
+#: The machine-readable description of every route (docs/orchestrator.md).
+OPENAPI = "/openapi.json"
 
 #: Called when an incident reaches VALIDATED: issue links and notify (wired by notify).
 Notify = Callable[["Runtime", IncidentState], Awaitable[None]]
@@ -318,6 +322,12 @@ def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
         *approval_routes(rt.authorizer, unavailable=approvals_paused),
         *rt.extra_routes,
     ]
+    document = openapi_document([r.path for r in routes if isinstance(r, Route)] + [OPENAPI])
+
+    async def openapi(_: Request) -> JSONResponse:
+        return JSONResponse(document)
+
+    routes.append(Route(OPENAPI, openapi, methods=["GET"]))
     return Starlette(
         routes=routes,
         lifespan=lifespan,
