@@ -3,7 +3,8 @@
 The standard library's ``json.loads`` accepts what later code cannot handle: nesting deep
 enough to raise ``RecursionError`` (in the parser, or later when the value is re-encoded for
 the ledger), lone UTF-16 surrogates (``"\\ud800"``) that make every UTF-8 encoder raise
-``UnicodeEncodeError``, and ``NaN``/``Infinity``/``1e999`` that strict JSON encoders refuse.
+``UnicodeEncodeError``, ``NaN``/``Infinity``/``1e999`` that strict JSON encoders refuse, and
+integers too big to become a float (``OverflowError`` deep inside scoring).
 ``loads`` refuses all of them up front with a :class:`JSONInputError` whose message is the
 reason a client can act on.
 """
@@ -17,6 +18,8 @@ from typing import Any
 
 #: Deeper than any payload we accept (an Alertmanager group or a Telegram update is < 10).
 MAX_DEPTH = 64
+#: Integers beyond 64 bits mean nothing to us, and overflow once converted to float.
+MAX_INT = 2**63 - 1
 
 # A \uD800–\uDFFF escape; only these can smuggle a surrogate into strictly decoded UTF-8 text.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -37,6 +40,13 @@ def _finite(text: str) -> float:
     return value
 
 
+def _bounded_int(text: str) -> int:
+    value = int(text)
+    if not -MAX_INT - 1 <= value <= MAX_INT:
+        raise JSONInputError(f"integer {text[:20]}… is out of range (64-bit)")
+    return value
+
+
 def loads(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     """Parse ``raw`` (UTF-8 when bytes) or raise :class:`JSONInputError` with the reason."""
     if isinstance(raw, bytes):
@@ -47,7 +57,9 @@ def loads(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     else:
         text = raw
     try:
-        value = json.loads(text, parse_constant=_no_constants, parse_float=_finite)
+        value = json.loads(
+            text, parse_constant=_no_constants, parse_float=_finite, parse_int=_bounded_int
+        )
     except RecursionError:
         raise JSONInputError(f"JSON nested deeper than {max_depth} levels") from None
     except JSONInputError:

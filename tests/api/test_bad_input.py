@@ -114,6 +114,7 @@ async def test_a_surrogate_pair_is_text_and_accepted(h: Harness):
         (b'{"status": NaN}', "NaN"),
         (b'{"status": -Infinity}', "Infinity"),
         (b'{"score": 1e999}', "out of range"),
+        (b'{"health_score": {"score": 1' + b"0" * 400 + b"}}", "out of range"),
         (b'{"status": "\xff"}', "UTF-8"),
         (b'{"status": "\xed\xa0\x80"}', "UTF-8"),  # a surrogate encoded as bytes (CESU-8)
     ],

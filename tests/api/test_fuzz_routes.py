@@ -123,6 +123,7 @@ nasty_bytes = st.sampled_from(
         b'{"labels": {"job": "\\ud800"}}',
         b'{"x": NaN}',
         b'{"x": 1e999}',
+        b'{"health_score": {"score": 1' + b"0" * 400 + b'}, "service": "checkout"}',
         b"\xff\xfe\x00",
         b"\xed\xa0\x80",
         b"--xyz\r\nContent-Disposition: form-data; name=token\r\n\r\nabc\r\n--xyz--\r\n",
