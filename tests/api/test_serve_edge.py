@@ -126,3 +126,22 @@ async def test_hostile_bodies_over_real_http_get_4xx_and_the_server_lives(served
         assert (await c.get(f"{served.url}/healthz")).status_code == 200
     text = served.log()
     assert not [m for m in CRASH_MARKERS if m in text], text[-3000:]
+
+
+async def test_expect_100_continue_over_the_limit_is_refused_before_any_body(served: Served):
+    s = _partial_request(
+        served.port,
+        "/telegram/webhook",
+        {"X-Telegram-Bot-Api-Secret-Token": TG_SECRET, "Expect": "100-continue"},
+        50_000_000,
+        b"",
+    )
+    with s:
+        s.settimeout(10)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+    assert head.startswith(b"HTTP/1.1 413"), head[:200]
