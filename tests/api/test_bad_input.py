@@ -19,6 +19,7 @@ from alertengine.body_limit import DRAIN_BYTES
 from alertengine.orchestrator.http import BODY_LIMITS, DEFAULT_BODY_LIMIT
 from alertengine.orchestrator.mode import Mode
 from tests.api.harness import GITHUB_SECRET, Harness, harness
+from tests.support.fakes.telegram import callback_update
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 DEEP_OBJECT = b'{"a":' * 5_000 + b"1" + b"}" * 5_000
@@ -200,3 +201,16 @@ async def test_reads_during_a_store_outage_are_503_not_500(h: Harness):
     assert r.status_code == 503 and "Nothing was changed" in r.text
     r = await h.client.get("/incidents", headers=tenant(h))
     assert r.status_code == 503 and r.headers["Retry-After"]
+
+
+async def test_a_telegram_approve_press_during_emergency_says_nothing_changed(h: Harness):
+    await h.approval_token()  # a VALIDATED incident: Telegram got its Approve button
+    rows = h.telegram.sent[-1]["reply_markup"]["inline_keyboard"]
+    (button,) = [b["callback_data"] for row in rows for b in row if "callback_data" in b]
+    await _enter_emergency(h)
+    r = await h.client.post(
+        "/telegram/webhook", json=callback_update(4242, button), headers=telegram(h)
+    )
+    assert r.status_code == 200, r.text  # 200: Telegram must not redeliver the press
+    (answer,) = h.telegram.answered
+    assert "Nothing was changed" in answer["text"] and "try again" in answer["text"]

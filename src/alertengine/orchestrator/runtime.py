@@ -72,6 +72,9 @@ log = logging.getLogger("alertengine.runtime")
 #: The machine-readable description of every route (docs/orchestrator.md).
 OPENAPI = "/openapi.json"
 
+#: The in-chat answer to a button press while nothing can be ledgered (EMERGENCY).
+PAUSED_TEXT = "AlertEngine cannot record approvals right now. Nothing was changed; try again soon."
+
 #: Called when an incident reaches VALIDATED: issue links and notify (wired by notify).
 Notify = Callable[["Runtime", IncidentState], Awaitable[None]]
 
@@ -219,6 +222,8 @@ async def build_runtime(
     if isinstance(telegram, TelegramChannel) and settings.telegram_webhook_secret:
 
         async def on_callback(user_id: str, data: str) -> str:
+            if orch.mode is Mode.EMERGENCY:  # as the web confirm: refuse before touching anything
+                return PAUSED_TEXT
             if data.startswith("trust:"):
                 tenants = [t.id for t in config.tenants]
                 return await record_theory_choice(
