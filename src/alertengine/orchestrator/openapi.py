@@ -241,7 +241,10 @@ def _operations() -> dict[str, dict[str, Schema]]:
         "/healthz": {
             "get": _op(
                 "Liveness and the orchestrator's mode",
-                {"200": _json(OBJECT, "`{ok, mode}`.")},
+                {
+                    "200": _json(OBJECT, "`{ok, mode}`."),
+                    "503": _json(OBJECT, "Not able to do its job (e.g. the ledger is down)."),
+                },
                 security=[],
                 tags=["ops"],
             )
