@@ -28,7 +28,6 @@ BODY_LIMITS: dict[str, int] = {
 }
 #: Every other route (GETs, sign-out) needs no body at all.
 DEFAULT_BODY_LIMIT = 64 * KIB
-MAX_BODY_BYTES = BODY_LIMITS["/intake/health"]
 
 #: Seconds a client should wait before retrying while the ledger or state store is down.
 RETRY_AFTER_S = 30
