@@ -20,12 +20,14 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from alertengine.authorize.service import Authorizer
 from alertengine.authorize.tokens import TokenSigner, check_secret
+from alertengine.body_limit import BodyLimit
 from alertengine.clock import Clock, SystemClock
 from alertengine.commits import CommitLog
 from alertengine.commits_api import commits_routes
@@ -33,7 +35,7 @@ from alertengine.engine import IncidentEngine
 from alertengine.execute.executor import Executor
 from alertengine.execute.signing import WeakKeyError, check_key
 from alertengine.incidents import IncidentState
-from alertengine.ledger import LedgerStore
+from alertengine.ledger import LedgerError, LedgerStore
 from alertengine.log_redaction import install_url_redaction
 from alertengine.notify.telegram import TelegramChannel
 from alertengine.notify.telegram_webhook import telegram_webhook_routes
@@ -43,8 +45,15 @@ from alertengine.orchestrator.config import Config, TargetConfig
 from alertengine.orchestrator.dashboard import dashboard_routes
 from alertengine.orchestrator.diagnosers import build_diagnosis
 from alertengine.orchestrator.history import SharedHistory
-from alertengine.orchestrator.http import http_exception_handler
+from alertengine.orchestrator.http import (
+    BODY_LIMITS,
+    DEFAULT_BODY_LIMIT,
+    http_exception_handler,
+    unavailable_handler,
+)
 from alertengine.orchestrator.leases import Leases, lease_ttl_for, replica_id
+from alertengine.orchestrator.mode import Mode
+from alertengine.orchestrator.openapi import openapi_document
 from alertengine.orchestrator.preflight import missing_credentials
 from alertengine.orchestrator.service import Orchestrator
 from alertengine.orchestrator.settings import Settings
@@ -55,10 +64,16 @@ from alertengine.orchestrator.wiring import (
     record_theory_choice,
     sweep_awaiting,
 )
-from alertengine.stores import StateStore
+from alertengine.stores import StateStore, StoreUnavailable
 from alertengine.tenants import TenantRegistry
 
 log = logging.getLogger("alertengine.runtime")
+
+#: The machine-readable description of every route (docs/orchestrator.md).
+OPENAPI = "/openapi.json"
+
+#: The in-chat answer to a button press while nothing can be ledgered (EMERGENCY).
+PAUSED_TEXT = "AlertEngine cannot record approvals right now. Nothing was changed; try again soon."
 
 #: Called when an incident reaches VALIDATED: issue links and notify (wired by notify).
 Notify = Callable[["Runtime", IncidentState], Awaitable[None]]
@@ -229,6 +244,8 @@ async def build_runtime(
     if isinstance(telegram, TelegramChannel) and settings.telegram_webhook_secret:
 
         async def on_callback(user_id: str, data: str) -> str:
+            if orch.mode is Mode.EMERGENCY:  # as the web confirm: refuse before touching anything
+                return PAUSED_TEXT
             if data.startswith("trust:"):
                 tenants = [t.id for t in config.tenants]
                 return await record_theory_choice(
@@ -281,6 +298,11 @@ def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "mode": rt.orch.mode.value})
 
+    def approvals_paused() -> str | None:
+        if rt.orch.mode is Mode.EMERGENCY:
+            return "orchestrator in EMERGENCY: " + ", ".join(rt.orch.mode_reasons)
+        return None
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await sync_tenants(rt)
@@ -306,11 +328,23 @@ def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         *api.routes(),
-        *approval_routes(rt.authorizer),
+        *approval_routes(rt.authorizer, unavailable=approvals_paused),
         *rt.extra_routes,
     ]
+    document = openapi_document([r.path for r in routes if isinstance(r, Route)] + [OPENAPI])
+
+    async def openapi(_: Request) -> JSONResponse:
+        return JSONResponse(document)
+
+    routes.append(Route(OPENAPI, openapi, methods=["GET"]))
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: http_exception_handler},
+        # Bodies are bounded and read whole before any route runs (docs/orchestrator.md).
+        middleware=[Middleware(BodyLimit, limits=BODY_LIMITS, default=DEFAULT_BODY_LIMIT)],
+        exception_handlers={
+            HTTPException: http_exception_handler,
+            StoreUnavailable: unavailable_handler,
+            LedgerError: unavailable_handler,
+        },
     )
