@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -256,45 +255,44 @@ def test_known_dead_judges_only_what_it_can_know() -> None:
     assert Instance.parse("host:123:abc") is None
 
 
-async def test_stress_1000_concurrent_confirms_with_sweeps_execute_once(
-    tmp_path: Path,
-) -> None:
+async def one_stress_round(tmp_path: Path, round_: int) -> None:
+    rec = Receiver()
+    server = ServerThread(rec.app())
+    server.start()
+    try:
+        sys = await build_system("sqlite", tmp_path / str(round_),
+                                 webhook_url=server.base_url + "/recover")  # fmt: skip
+        await add_tenant(sys)
+        i = await validated_incident(sys)
+        link = await sys.authorizer.issue("acme", i, ALICE)
+        executor = sys.executor
+        assert executor is not None
+        stop = asyncio.Event()
+
+        async def sweep() -> None:  # the orchestrator's tick, as fast as it can go
+            while not stop.is_set():
+                await executor.resume(["acme"])
+                await asyncio.sleep(0)
+
+        sweepers = [asyncio.create_task(sweep()) for _ in range(2)]
+        results = await asyncio.gather(*(sys.authorizer.confirm(link.token) for _ in range(1000)))
+        assert sum(r.authorized for r in results) == 1
+        for t in list(sys.tasks):
+            await asyncio.wait_for(t, 30)
+        stop.set()
+        await asyncio.gather(*sweepers)
+        await sys.engine.refresh("acme")
+        state = await sys.engine.get("acme", i)
+        assert state is not None and state.stage is Stage.EXECUTED
+        assert len(rec.requests) == 1, f"round {round_}: {len(rec.requests)} POSTs"
+        await assert_executed_once(sys, i)
+        await sys.close()
+    finally:
+        server.stop()
+
+
+async def test_stress_1000_concurrent_confirms_with_sweeps_execute_once(tmp_path: Path) -> None:
     """The reported run: 1,000 confirms of one token at once on SQLite, the scheduled run
     racing the sweep's resume. Repeated; never two executions."""
     for round_ in range(4):
-        rec = Receiver()
-        server = ServerThread(rec.app())
-        server.start()
-        try:
-            sys = await build_system("sqlite", tmp_path / str(round_),
-                                     webhook_url=server.base_url + "/recover")  # fmt: skip
-            await add_tenant(sys)
-            i = await validated_incident(sys)
-            link = await sys.authorizer.issue("acme", i, ALICE)
-            assert sys.executor is not None
-            sweeps: list[Any] = []
-            stop = asyncio.Event()
-
-            async def sweep() -> None:
-                while not stop.is_set():
-                    assert sys.executor is not None
-                    sweeps.extend(await sys.executor.resume(["acme"]))
-                    await asyncio.sleep(0)
-
-            sweepers = [asyncio.create_task(sweep()) for _ in range(2)]
-            results = await asyncio.gather(
-                *(sys.authorizer.confirm(link.token) for _ in range(1000))
-            )
-            assert sum(r.authorized for r in results) == 1
-            for t in list(sys.tasks):
-                await asyncio.wait_for(t, 30)
-            stop.set()
-            await asyncio.gather(*sweepers)
-            await sys.engine.refresh("acme")
-            state = await sys.engine.get("acme", i)
-            assert state is not None and state.stage is Stage.EXECUTED
-            assert len(rec.requests) == 1, f"round {round_}: {len(rec.requests)} POSTs"
-            await assert_executed_once(sys, i)
-            await sys.close()
-        finally:
-            server.stop()
+        await one_stress_round(tmp_path, round_)
