@@ -160,6 +160,8 @@ class _Keepalive:
 
     async def _renew(self, store: StateStore, lease: str, holder: str, ttl_s: float) -> None:
         while True:
+            # Real time, even under a virtual clock: a heartbeat is for other processes, and
+            # the simulator is one process (its runs exclude each other before the lease).
             await asyncio.sleep(ttl_s / 3)
             try:
                 if not await store.renew_lease(lease, holder, ttl_s):

@@ -91,6 +91,11 @@ class Instance:
             start=me[1] if me is not None else -1,
         )
 
+    @classmethod
+    def named(cls, name: str) -> Instance:
+        """A fixed instance for a world without processes (the simulator): deterministic."""
+        return cls(replica=name, instance=name, host=name, boot="", pidns="", pid=0, start=0)
+
     def for_run(self) -> Instance:
         return replace(self, run=secrets.token_hex(4))
 
