@@ -30,7 +30,6 @@ from alertengine.clock import Clock, SystemClock
 from alertengine.commits import CommitLog
 from alertengine.commits_api import commits_routes
 from alertengine.diagnose.base import Diagnoser
-from alertengine.diagnose.claude import ClaudeDiagnoser
 from alertengine.diagnose.council import Council
 from alertengine.diagnose.rules import RulesDiagnoser
 from alertengine.engine import IncidentEngine
@@ -240,6 +239,10 @@ def unasked_grace_s(config: Config) -> float:
 
 def _diagnoser(config: Config, settings: Settings) -> Diagnoser:
     if config.orchestrator.diagnoser in ("claude", "council") and settings.anthropic_api_key:
+        # Imported only when used: the anthropic SDK alone takes 1-2 s to import, which a
+        # restart would spend before resuming an interrupted execution.
+        from alertengine.diagnose.claude import ClaudeDiagnoser
+
         return ClaudeDiagnoser(
             settings.anthropic_api_key, base_url=settings.anthropic_base_url or None
         )
@@ -250,6 +253,8 @@ def _council(settings: Settings) -> Council | None:
     if not settings.council_enabled or not settings.anthropic_api_key:
         return None
     base = settings.anthropic_base_url or None
+    from alertengine.diagnose.claude import ClaudeDiagnoser
+
     return Council(
         ClaudeDiagnoser(settings.anthropic_api_key, base_url=base, lens="latency_database"),
         ClaudeDiagnoser(settings.anthropic_api_key, base_url=base, lens="network_dependency"),
