@@ -242,6 +242,7 @@ def test_known_dead_judges_only_what_it_can_know() -> None:
     assert "has exited" in str(known_dead(other, me, probe))
     alive[200] = ("S", 9999)
     assert "reused" in str(known_dead(other, me, probe))
+    assert known_dead(replace(other, start=-1), me, probe) is None  # its start was unknown
     del alive[200]
     assert "is gone" in str(known_dead(other, me, probe))
     # Another machine, boot or pid namespace: cannot tell from here.

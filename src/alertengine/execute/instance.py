@@ -150,6 +150,6 @@ def known_dead(holder: Instance, me: Instance, probe: Probe = probe_process) -> 
     state, start = seen
     if state in ("Z", "X"):
         return f"process {holder.pid} on {holder.host} has exited"
-    if start >= 0 and start != holder.start:
+    if start >= 0 and holder.start >= 0 and start != holder.start:
         return f"process {holder.pid} on {holder.host} is gone (its pid was reused)"
     return None
