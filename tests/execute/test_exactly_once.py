@@ -158,25 +158,27 @@ class HeldReceiver:
         return Starlette(routes=[Route("/recover", hook, methods=["POST"])])
 
 
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 async def test_a_run_taken_over_mid_call_can_never_ledger_a_second_success(
-    tmp_path: Path,
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Run A's call is in flight (its process paused, say) when a new instance of the same
     replica takes the lease over and executes. A's answer arrives late: the ledger's fence
     refuses it (recorded as superseded, not counted), and A stops."""
+    redis_url = request.getfixturevalue("redis_server").url if backend == "redis" else None
     rec = HeldReceiver()
     server = ServerThread(rec.app())
     server.start()
     url = server.base_url + "/recover"
     try:
-        sys = await build_system("sqlite", tmp_path, webhook_url=url,
+        sys = await build_system(backend, tmp_path, webhook_url=url, redis_url=redis_url,
                                  execute_on_authorize=False, holder="replica-1")  # fmt: skip
         i = await authorized(sys)
         assert sys.executor is not None
         old = asyncio.create_task(sys.executor.run("acme", i))
         await asyncio.to_thread(rec.first_arrived.wait, 10)
         # The same replica, restarted: a new process instance, a new store connection.
-        restarted = await build_system("sqlite", tmp_path, webhook_url=url,
+        restarted = await build_system(backend, tmp_path, webhook_url=url, redis_url=redis_url,
                                        execute_on_authorize=False, holder="replica-1")  # fmt: skip
         assert restarted.executor is not None
         new = await asyncio.wait_for(restarted.executor.run("acme", i), 20)
