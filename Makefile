@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test lint typecheck unit bench bench-overhead bench-ledger bench-authorize clean system-deps bench-simulate bench-detection bench-scale bench-soak
+.PHONY: setup demo test lint typecheck unit bench bench-overhead bench-ledger bench-authorize clean system-deps bench-simulate bench-detection bench-scale bench-soak bench-restart
 
 setup: $(STAMP)
 
@@ -35,7 +35,7 @@ unit: setup
 
 test: setup system-deps lint typecheck unit
 
-bench: bench-overhead bench-ledger bench-authorize bench-simulate bench-detection bench-scale
+bench: bench-overhead bench-ledger bench-authorize bench-simulate bench-detection bench-scale bench-restart
 
 bench-overhead: setup
 	scripts/bench-venv.sh
@@ -62,6 +62,9 @@ bench-detection: setup
 bench-scale: setup
 	@scripts/ensure-system-deps.sh --bench
 	$(BIN)/python bench/scale.py --rounds 3
+
+bench-restart: setup
+	$(BIN)/python bench/restart.py --runs 5
 
 # Manual, not part of `make bench`: twelve minutes of steady load.
 bench-soak: setup system-deps

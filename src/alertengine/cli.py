@@ -28,7 +28,7 @@ def _register() -> None:
         ("alertengine.ledger.cli", "ledger"),
         ("alertengine.orchestrator.cli", None),
         ("alertengine.tenants_cli", "tenant"),
-        ("alertengine.dlq_cli", "dlq"),
+        ("alertengine.execute.cli", "dlq"),
         ("alertengine.simulate.cli", None),
         ("alertengine.demo", None),
     ):

@@ -31,6 +31,18 @@ class TransitionRefused(Exception):
         self.entry = entry
 
 
+class GuardRefused(TransitionRefused):
+    """A conditional write's guard did not hold on the current ledger; nothing was appended."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, None)
+
+
+#: A condition on the incident, decided on the ledger's latest state in the same
+#: compare-and-append as the write it guards: the reason it fails, or None when it holds.
+Guard = Callable[[IncidentState | None], str | None]
+
+
 @dataclass
 class _TenantView:
     head_seq: int = 0
@@ -230,18 +242,23 @@ class IncidentEngine:
         *,
         expect_stage: Stage | None = None,
         also: Sequence[EntryDraft] = (),
+        guard: Guard | None = None,
     ) -> IncidentState:
         """Move an incident, or ledger the refusal and raise :class:`TransitionRefused`.
 
         ``expect_stage`` makes the move conditional on the stage the caller decided on (a
         stale decision is refused, not applied). ``also`` are entries appended atomically
-        *before* the transition (e.g. the approval that completes a quorum).
+        *before* the transition (e.g. the approval that completes a quorum). ``guard`` makes
+        it conditional on more than the stage: when it fails, :class:`GuardRefused` is raised
+        and nothing is appended.
         """
         refused_reason: list[str] = []
 
         def decide(view: _TenantView) -> list[EntryDraft] | TransitionRefused:
             refused_reason.clear()
             state = view.incidents.get(incident_id)
+            if guard is not None and (failed := guard(state)) is not None:
+                return GuardRefused(failed)
             why: str | None
             if expect_stage is not None and (state is None or state.stage is not expect_stage):
                 now = state.stage if state else "missing"
@@ -300,10 +317,18 @@ class IncidentEngine:
         confidence: float | None = None,
         data: Mapping[str, Any] | None = None,
         stage: Stage | str | None = None,
+        guard: Guard | None = None,
     ) -> Entry:
-        """Ledger a fact that is not a stage change (diagnosis, delivery, refusal, token …)."""
+        """Ledger a fact that is not a stage change (diagnosis, delivery, refusal, token …).
+
+        With ``guard``, only if it holds on the ledger's latest state (else
+        :class:`GuardRefused`, nothing appended): a fenced write.
+        """
 
         def decide(view: _TenantView) -> list[EntryDraft] | TransitionRefused:
+            if guard is not None and incident_id is not None:
+                if (failed := guard(view.incidents.get(incident_id))) is not None:
+                    return GuardRefused(failed)
             st = stage
             if st is None and incident_id is not None and incident_id in view.incidents:
                 st = view.incidents[incident_id].stage

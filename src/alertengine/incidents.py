@@ -96,6 +96,22 @@ class StageChange:
 
 
 @dataclass(frozen=True, slots=True)
+class ExecutionProgress:
+    """The recovery webhook's attempts for the current authorization (reset by AUTHORIZED).
+
+    ``started_seq`` is the seq of the latest ``execution``/``started`` entry: the ledger's
+    fencing token. Only the run that wrote it may record an outcome, so a run that was
+    taken over (its process paused, or believed dead) can never record a second success.
+    """
+
+    attempts: int = 0
+    started_seq: int = 0
+    holder: str = ""
+    succeeded: bool = False
+    status_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class IncidentState:
     tenant_id: str
     incident_id: str
@@ -120,6 +136,7 @@ class IncidentState:
     execution: Mapping[str, Any] | None = None
     #: Alertmanager alerts the incident tracks: fingerprint -> the last word about each.
     alerts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    progress: ExecutionProgress = field(default_factory=ExecutionProgress)
 
     @property
     def is_open(self) -> bool:
@@ -217,6 +234,8 @@ def apply(state: IncidentState | None, e: Entry) -> IncidentState | None:
         return replace(state, token=dict(e.data), reproposals=state.reproposals + 1, last_seq=e.seq)
     if e.kind == "delivery" and e.decision == "delivered" and state.notified_at is None:
         return replace(state, notified_at=e.timestamp, last_seq=e.seq)
+    if e.kind == "execution" and state.stage is S.AUTHORIZED:
+        return replace(state, progress=_progress(state.progress, e), last_seq=e.seq)
     if e.kind == "escalation":
         # A retry of the same route (nobody reachable yet) is not a step up the route.
         step = 0 if e.data.get("retry") else 1
@@ -235,6 +254,18 @@ def _alerts(items: Any) -> dict[str, Mapping[str, Any]]:
         for a in items
         if isinstance(a, Mapping) and a.get("fingerprint")
     }
+
+
+def _progress(p: ExecutionProgress, e: Entry) -> ExecutionProgress:
+    attempt = e.data.get("attempt")
+    attempts = max(p.attempts, attempt if isinstance(attempt, int) else 0)
+    if e.decision == "started":
+        return replace(p, attempts=attempts, started_seq=e.seq, holder=str(e.data.get("holder")))
+    if e.decision == "succeeded":
+        code = e.data.get("status_code")
+        status = code if isinstance(code, int) else None
+        return replace(p, attempts=attempts, succeeded=True, status_code=status)
+    return replace(p, attempts=attempts)
 
 
 def fold(entries: Iterable[Entry]) -> dict[str, IncidentState]:

@@ -87,6 +87,32 @@ async def test_many_racing_acquirers_get_one_lease(
     assert await state.lease_holder("x") == f"h{results.index(True)}"
 
 
+async def test_a_lease_is_taken_over_only_from_the_holder_named(
+    state_backend: StateBackend, state: StateStore
+) -> None:
+    """For a holder known dead: moved at once (no waiting for the lease to lapse), by
+    compare-and-set, so of many takers one wins and a holder that changed is kept."""
+    assert await state.acquire_lease("exec", "dead", 60)
+    assert not await state.take_over_lease("exec", "someone-else", "b", 60)
+    assert await state.lease_holder("exec") == "dead"
+    other = state_backend.open()
+    try:
+        stores = [state, other]
+        won = await asyncio.gather(
+            *(stores[i % 2].take_over_lease("exec", "dead", f"n{i}", 60) for i in range(100))
+        )
+    finally:
+        if other is not state:
+            await other.close()
+    assert won.count(True) == 1
+    winner = f"n{won.index(True)}"
+    assert await state.lease_holder("exec") == winner
+    assert await state.renew_lease("exec", winner, 60)  # a lease like any other now
+    assert not await state.renew_lease("exec", "dead", 60)  # the old holder is fenced off
+    assert not await state.release_lease("exec", "dead")
+    assert await state.lease_holder("exec") == winner
+
+
 async def test_documents_round_trip(state: StateStore) -> None:
     doc = {"name": "Acme", "limits": {"rps": 5}, "tags": ["a", "ü"], "n": None, "ok": True}
     await state.put("tenants", "t1", doc)

@@ -1,22 +1,37 @@
-"""Execution: the tenant's own recovery webhook, signed, retried, dead-lettered.
+"""Execution: the tenant's own recovery webhook, signed, retried, dead-lettered, run once.
 
-Only an AUTHORIZED incident is executed, by whichever replica holds the lease
-``exec:<tenant>:<incident>``. The ``Idempotency-Key`` is derived from the incident and the
-seq of its AUTHORIZED entry, so a resume after a crash sends the same key and the receiver
-can drop the duplicate. Every attempt is ledgered (status code or error kind, never a URL
-query or a secret); the end is EXECUTED, or WEBHOOK_FAILED plus a dead-letter document
-(collection ``dlq``) written *before* the transition so a crash can never lose it.
+Only an AUTHORIZED incident is executed. Three layers keep one authorization from running
+twice at once:
+
+* in one process, a run marks its incident before its first ``await``, so a second run (the
+  sweep's resume racing the run scheduled by the approval) sees it and steps aside;
+* across processes, the lease ``exec:<tenant>:<incident>`` names the holder's process
+  instance (:mod:`alertengine.execute.instance`) and one run (leases are re-entrant per
+  name, so every run has its own). The holder renews it every few seconds while it runs; a
+  holder known dead (its process gone, or its replica restarted) is taken over at once, any
+  other after :data:`EXEC_LEASE_TTL_S` without a renewal;
+* the ledger fences what the lease cannot: before each call the run appends ``execution``
+  ``started`` (attempt, holder), and it may record the call's outcome only while that entry
+  is still the latest start of this authorization (a guarded compare-and-append). A run that
+  was taken over while paused can call the receiver again (same ``Idempotency-Key``) but can
+  never ledger a second success, and stops.
+
+The ``Idempotency-Key`` is derived from the incident and the seq of its AUTHORIZED entry, so
+a resume after a crash sends the same key and the receiver drops the duplicate. Every attempt
+is ledgered (status code or error kind, never a URL query or a secret); the end is EXECUTED,
+or WEBHOOK_FAILED plus a dead-letter document (collection ``dlq``) written *before* the
+transition so a crash can never lose it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import inspect
 import json
 import logging
 import os
-import secrets
-import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,10 +40,10 @@ from urllib.parse import urlsplit
 import httpx
 
 from alertengine.clock import Clock
-from alertengine.engine import Change, IncidentEngine, TransitionRefused
+from alertengine.engine import Change, GuardRefused, IncidentEngine, TransitionRefused
+from alertengine.execute.instance import Instance, Probe, known_dead, probe_process
 from alertengine.execute.signing import IDEMPOTENCY_HEADER, sign
 from alertengine.incidents import IncidentState, Stage
-from alertengine.ledger import LedgerQuery
 from alertengine.policy import webhook_backoff
 from alertengine.stores.base import StateStore
 
@@ -36,7 +51,13 @@ log = logging.getLogger(__name__)
 
 DLQ = "dlq"
 ACTOR = "orchestrator"
-LEASE_MARGIN_S = 30.0
+#: An execution lease lives this long without a renewal; a run renews it every third of it
+#: (through the webhook call and the backoffs), so only a dead or stuck holder loses it.
+EXEC_LEASE_TTL_S = 10.0
+#: Process-level fault tests (tests/faults/) stop a run at a named point to SIGKILL it
+#: exactly there: ``before_call`` (``started`` ledgered, nothing sent) or ``after_call``
+#: (success ledgered, EXECUTED not yet). Never set in production.
+FAULT_PAUSE_ENV = "ALERTENGINE_FAULT_PAUSE"
 
 WebhookTarget = tuple[str, str]  # (url, secret)
 WebhookFor = Callable[[str, str], "WebhookTarget | Awaitable[WebhookTarget]"]
@@ -46,6 +67,10 @@ def idempotency_key(tenant_id: str, incident_id: str, authorized_seq: int) -> st
     """Deterministic per authorization: the same after a crash, new after a fresh approval."""
     raw = f"alertengine\x00{tenant_id}\x00{incident_id}\x00{authorized_seq}".encode()
     return "ae-" + hashlib.sha256(raw).hexdigest()[:32]
+
+
+def exec_lease(tenant_id: str, incident_id: str) -> str:
+    return f"exec:{tenant_id}:{incident_id}"
 
 
 def _target_host(url: str) -> str:
@@ -67,6 +92,53 @@ def _authorized_at(state: IncidentState) -> float:
     return state.updated_at
 
 
+def _same_authorization(state: IncidentState | None, auth_seq: int) -> str | None:
+    if state is None or state.stage is not Stage.AUTHORIZED:
+        return f"incident is {state.stage if state else 'missing'}, not AUTHORIZED"
+    if _authorized_seq(state) != auth_seq:
+        return "a newer approval replaced this authorization"
+    return None
+
+
+def may_start(auth_seq: int, previous_start: int) -> Callable[[IncidentState | None], str | None]:
+    """Guard of a ``started`` entry: still this authorization, no success yet, and (after
+    this run's first attempt) nobody else started an attempt since ours."""
+
+    def guard(state: IncidentState | None) -> str | None:
+        if (why := _same_authorization(state, auth_seq)) is not None:
+            return why
+        assert state is not None
+        if state.progress.succeeded:
+            return "the webhook already succeeded for this authorization"
+        if previous_start and state.progress.started_seq != previous_start:
+            return f"taken over by {state.progress.holder or 'another run'}"
+        return None
+
+    return guard
+
+
+def may_record(auth_seq: int, my_start: int) -> Callable[[IncidentState | None], str | None]:
+    """Guard of an attempt's outcome: our ``started`` entry is still the latest one."""
+
+    def guard(state: IncidentState | None) -> str | None:
+        if (why := _same_authorization(state, auth_seq)) is not None:
+            return why
+        assert state is not None
+        if state.progress.started_seq != my_start:
+            return f"taken over by {state.progress.holder or 'another run'}"
+        if state.progress.succeeded:
+            return "the webhook already succeeded for this authorization"
+        return None
+
+    return guard
+
+
+def _succeeded(state: IncidentState | None) -> str | None:
+    if state is None or not state.progress.succeeded:
+        return "no successful attempt is ledgered for this authorization"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class ExecutionOutcome:
     tenant_id: str
@@ -79,6 +151,31 @@ class ExecutionOutcome:
     reason: str = ""
 
 
+class _Keepalive:
+    """Renews a run's lease every third of its time to live; notes when it was lost."""
+
+    def __init__(self, store: StateStore, lease: str, holder: str, ttl_s: float) -> None:
+        self.lost = False
+        self._task = asyncio.create_task(self._renew(store, lease, holder, ttl_s))
+
+    async def _renew(self, store: StateStore, lease: str, holder: str, ttl_s: float) -> None:
+        while True:
+            # Real time, even under a virtual clock: a heartbeat is for other processes, and
+            # the simulator is one process (its runs exclude each other before the lease).
+            await asyncio.sleep(ttl_s / 3)
+            try:
+                if not await store.renew_lease(lease, holder, ttl_s):
+                    self.lost = True
+                    return
+            except Exception:  # a store blip: the ledger's fence still holds; try again
+                log.warning("could not renew %s", lease)
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
 class Executor:
     def __init__(
         self,
@@ -88,17 +185,27 @@ class Executor:
         clock: Clock,
         webhook_for: WebhookFor,
         *,
+        instance: Instance | None = None,
         holder: str | None = None,
+        probe: Probe = probe_process,
+        lease_ttl_s: float = EXEC_LEASE_TTL_S,
+        fault_pause: str | None = None,
     ) -> None:
+        """``holder`` (kept for callers of old) names the replica when no ``instance`` is given."""
         self.engine = engine
         self.store = store
         self.http = http_client
         self.clock = clock
         self.webhook_for = webhook_for
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-        # The lease keeps other replicas out; this keeps a second run in *this* process out
-        # (a sweep's resume() while a scheduled run sleeps between retries would re-acquire
-        # our own lease and send the webhook twice).
+        self.instance = instance or Instance.current(replica=holder or "")
+        self.holder = str(self.instance)
+        self.probe = probe
+        self.lease_ttl_s = lease_ttl_s
+        self.fault_pause = (
+            os.environ.get(FAULT_PAUSE_ENV, "") if fault_pause is None else fault_pause
+        )
+        #: Incidents a run of this process is working on: checked and marked with no await
+        #: in between, so two runs of one process can never both pass.
         self._running: set[tuple[str, str]] = set()
 
     async def _target(self, tenant_id: str, service: str) -> WebhookTarget:
@@ -110,50 +217,68 @@ class Executor:
     async def resume(self, tenant_ids: Iterable[str] | None = None) -> list[ExecutionOutcome]:
         """Run every AUTHORIZED incident (after a restart, or as a periodic sweep)."""
         tenants = list(tenant_ids) if tenant_ids is not None else await self.engine.ledger.tenants()
-        out: list[ExecutionOutcome] = []
+        todo: list[tuple[str, str]] = []
         for tenant_id in tenants:
             await self.engine.refresh(tenant_id)
             for state in await self.engine.incidents(tenant_id, open_only=True):
                 if state.stage is Stage.AUTHORIZED:
-                    out.append(await self.run(tenant_id, state.incident_id))
-        return out
+                    todo.append((tenant_id, state.incident_id))
+        return list(await asyncio.gather(*(self.run(t, i) for t, i in todo)))
 
     async def run(self, tenant_id: str, incident_id: str) -> ExecutionOutcome:
-        """Execute one AUTHORIZED incident, unless another replica is doing it or it is done."""
-        policy = self.engine.policy_for(tenant_id)
-        lease = f"exec:{tenant_id}:{incident_id}"
-        lease_ttl = policy.webhook_timeout_s + 2 * policy.webhook_backoff_s + LEASE_MARGIN_S
-        if (tenant_id, incident_id) in self._running:
+        """Execute one AUTHORIZED incident, unless another run is doing it or it is done."""
+        key = (tenant_id, incident_id)
+        if key in self._running:
             return ExecutionOutcome(tenant_id, incident_id, "skipped", reason="already running")
-        if not await self.store.acquire_lease(lease, self.holder, lease_ttl):
-            return ExecutionOutcome(tenant_id, incident_id, "skipped", reason="leased elsewhere")
-        self._running.add((tenant_id, incident_id))
+        self._running.add(key)
+        try:
+            return await self._run_leased(tenant_id, incident_id)
+        finally:
+            self._running.discard(key)
+
+    async def _take(self, lease: str, me: Instance) -> tuple[bool, str]:
+        """(taken, note): the lease, free or from a holder known dead (note says who, why)."""
+        if await self.store.acquire_lease(lease, str(me), self.lease_ttl_s):
+            return True, ""
+        current = await self.store.lease_holder(lease)
+        if current is None:  # it lapsed meanwhile
+            return await self.store.acquire_lease(lease, str(me), self.lease_ttl_s), ""
+        holder = Instance.parse(current)
+        why = known_dead(holder, me, self.probe) if holder is not None else None
+        shown = holder.describe() if holder is not None else current
+        if why is None:
+            return False, f"leased by {shown}"
+        if not await self.store.take_over_lease(lease, current, str(me), self.lease_ttl_s):
+            return False, f"leased by {shown} (someone else took it over first)"
+        log.warning("took execution lease %s over from %s: %s", lease, shown, why)
+        return True, f"took over from {shown}: {why}"
+
+    async def _run_leased(self, tenant_id: str, incident_id: str) -> ExecutionOutcome:
+        lease = exec_lease(tenant_id, incident_id)
+        me = self.instance.for_run()
+        taken, note = await self._take(lease, me)
+        if not taken:
+            return ExecutionOutcome(tenant_id, incident_id, "skipped", reason=note)
+        keepalive = _Keepalive(self.store, lease, str(me), self.lease_ttl_s)
         try:
             await self.engine.refresh(tenant_id)
             state = await self.engine.get(tenant_id, incident_id)
             if state is None or state.stage is not Stage.AUTHORIZED:
                 stage = state.stage if state else "missing"
                 return ExecutionOutcome(tenant_id, incident_id, "skipped", reason=f"is {stage}")
-            return await self._execute(state, lease, lease_ttl)
+            return await self._execute(state, me, note, keepalive)
         finally:
-            self._running.discard((tenant_id, incident_id))
-            await self.store.release_lease(lease, self.holder)
+            await keepalive.stop()
+            with contextlib.suppress(Exception):  # it lapses on its own
+                await self.store.release_lease(lease, str(me))
 
-    async def _previous_attempts(self, state: IncidentState, after_seq: int) -> tuple[int, bool]:
-        """Attempts already ledgered for this authorization, and whether one succeeded."""
-        entries = await self.engine.ledger.read(
-            LedgerQuery(
-                tenant_id=state.tenant_id,
-                incident_id=state.incident_id,
-                after_seq=after_seq,
-                kinds=frozenset({"execution"}),
-            )
-        )
-        mine = [e for e in entries if e.incident_id == state.incident_id]
-        return len(mine), any(e.decision == "succeeded" for e in mine)
+    async def _pause(self, point: str) -> None:
+        if self.fault_pause == point:
+            log.warning("fault injection: execution paused at %s in pid %d", point, os.getpid())
+            await asyncio.Event().wait()  # until the test kills this process
 
     async def _execute(
-        self, state: IncidentState, lease: str, lease_ttl: float
+        self, state: IncidentState, me: Instance, took_over: str, keepalive: _Keepalive
     ) -> ExecutionOutcome:
         tenant_id, incident_id = state.tenant_id, state.incident_id
         policy = self.engine.policy_for(tenant_id)
@@ -175,16 +300,51 @@ class Executor:
             separators=(",", ":"),
         ).encode()
         target = _target_host(url)
-        done_before, succeeded_before = await self._previous_attempts(state, auth_seq)
-        if succeeded_before:  # crashed after the webhook answered: just record the outcome
-            return await self._finish_executed(state, key, done_before, None)
-        budget = max(1, policy.webhook_attempts - done_before)
-        attempt = done_before
+        done = state.progress
+        if done.succeeded:  # a run died after the webhook answered: just record the outcome
+            return await self._finish_executed(state, key, done.attempts, done.status_code)
+        budget = max(1, policy.webhook_attempts - done.attempts)
+        attempt = done.attempts
         status: int | None = None
         error = ""
+        my_start = 0
+
+        def skipped(why: str) -> ExecutionOutcome:
+            return ExecutionOutcome(
+                tenant_id, incident_id, "skipped", attempt, status, key, reason=why
+            )
+
         for i in range(budget):
             attempt += 1
-            await self.store.renew_lease(lease, self.holder, lease_ttl)
+            if keepalive.lost:
+                return skipped("lost the execution lease")
+            try:
+                started = await self.engine.record(
+                    tenant_id,
+                    incident_id,
+                    kind="execution",
+                    actor=ACTOR,
+                    decision="started",
+                    reason=f"attempt {attempt}: calling {target}"
+                    + (f"; {took_over}" if took_over and i == 0 else ""),
+                    data={
+                        "attempt": attempt,
+                        "holder": me.describe(),
+                        "target": target,
+                        "idempotency_key": key,
+                        **({"took_over": took_over} if took_over and i == 0 else {}),
+                    },
+                    guard=may_start(auth_seq, my_start),
+                )
+            except GuardRefused as refused:
+                fresh = await self.engine.get(tenant_id, incident_id)
+                if fresh is not None and fresh.stage is Stage.AUTHORIZED:
+                    if fresh.progress.succeeded:  # another run's call got through: finish it
+                        p = fresh.progress
+                        return await self._finish_executed(fresh, key, p.attempts, p.status_code)
+                return skipped(refused.reason)
+            my_start = started.seq
+            await self._pause("before_call")
             headers = {
                 "Content-Type": "application/json",
                 IDEMPOTENCY_HEADER: key,
@@ -199,26 +359,47 @@ class Executor:
             except httpx.HTTPError as exc:
                 error = type(exc).__name__
             succeeded = status is not None and 200 <= status < 300
-            await self.engine.record(
-                tenant_id,
-                incident_id,
-                kind="execution",
-                actor=ACTOR,
-                decision="succeeded" if succeeded else "attempt_failed",
-                reason=f"attempt {attempt}: " + (f"HTTP {status}" if status else error),
-                data={
-                    "attempt": attempt,
-                    "status_code": status,
-                    "error": error,
-                    "target": target,
-                    "idempotency_key": key,
-                },
-            )
+            outcome = f"HTTP {status}" if status else error
+            data = {
+                "attempt": attempt,
+                "status_code": status,
+                "error": error,
+                "target": target,
+                "idempotency_key": key,
+                "holder": me.describe(),
+            }
+            try:
+                await self.engine.record(
+                    tenant_id,
+                    incident_id,
+                    kind="execution",
+                    actor=ACTOR,
+                    decision="succeeded" if succeeded else "attempt_failed",
+                    reason=f"attempt {attempt}: {outcome}",
+                    data=data,
+                    guard=may_record(auth_seq, my_start),
+                )
+            except GuardRefused as refused:
+                # Fenced: another run owns this authorization now. Say what our call got,
+                # as a fact that counts for nothing, and stop.
+                await self.engine.record(
+                    tenant_id,
+                    incident_id,
+                    kind="execution",
+                    actor=ACTOR,
+                    decision="superseded",
+                    reason=f"attempt {attempt} answered {outcome} after this run was fenced "
+                    f"off ({refused.reason}); not counted",
+                    data=data,
+                )
+                return skipped(f"fenced off: {refused.reason}")
             if succeeded:
-                return await self._finish_executed(state, key, attempt, status)
+                await self._pause("after_call")
+                fresh = await self.engine.get(tenant_id, incident_id) or state
+                return await self._finish_executed(fresh, key, attempt, status)
             if i + 1 < budget:
                 await self.clock.sleep(webhook_backoff(policy, attempt))
-        return await self._finish_failed(state, key, attempt, status, error, target)
+        return await self._finish_failed(state, key, attempt, status, error, target, my_start)
 
     async def _finish_executed(
         self, state: IncidentState, key: str, attempts: int, status: int | None
@@ -235,6 +416,7 @@ class Executor:
                     data={"idempotency_key": key, "attempts": attempts, "status_code": status},
                 ),
                 expect_stage=Stage.AUTHORIZED,
+                guard=_succeeded,
             )
         except TransitionRefused as refused:
             return ExecutionOutcome(
@@ -253,6 +435,7 @@ class Executor:
         status: int | None,
         error: str,
         target: str,
+        my_start: int,
     ) -> ExecutionOutcome:
         dlq_id = key
         await self.store.put(
@@ -291,9 +474,13 @@ class Executor:
                     },
                 ),
                 expect_stage=Stage.AUTHORIZED,
+                guard=may_record(_authorized_seq(state), my_start),
             )
         except TransitionRefused as refused:
-            await self.store.delete(DLQ, dlq_id)
+            now = await self.engine.get(state.tenant_id, state.incident_id)
+            mine = now is not None and now.stage is Stage.WEBHOOK_FAILED
+            if not (mine and now is not None and (now.execution or {}).get("dlq_id") == dlq_id):
+                await self.store.delete(DLQ, dlq_id)  # nobody dead-lettered it: not dead
             return ExecutionOutcome(
                 state.tenant_id, state.incident_id, "skipped", attempts, status, key,
                 reason=refused.reason,

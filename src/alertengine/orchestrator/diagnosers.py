@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from alertengine.diagnose.base import Diagnoser
-from alertengine.diagnose.claude import DEFAULT_MODEL, ClaudeDiagnoser
 from alertengine.diagnose.council import Council
 from alertengine.diagnose.rules import RulesDiagnoser
 from alertengine.orchestrator.config import Config
@@ -39,11 +38,17 @@ def build_diagnosis(config: Config, settings: Settings) -> Diagnosis:
     base = settings.anthropic_base_url or None
     section = config.orchestrator
     diagnoser: Diagnoser = RulesDiagnoser()
-    if section.diagnoser in ("claude", "council") and key:
+    tenants = council_tenants(config, settings) if key else frozenset()
+    if not key or (section.diagnoser not in ("claude", "council") and not tenants):
+        return Diagnosis(diagnoser, None, tenants)
+    # Imported only when used: the anthropic SDK alone takes 1-2 s to import, which a restart
+    # would spend before resuming an interrupted execution.
+    from alertengine.diagnose.claude import DEFAULT_MODEL, ClaudeDiagnoser
+
+    if section.diagnoser in ("claude", "council"):
         # Under "council", tenants that opted out (council = false) get one general lens.
         model = section.claude_model or settings.claude_model or DEFAULT_MODEL
         diagnoser = ClaudeDiagnoser(key, model=model, base_url=base)
-    tenants = council_tenants(config, settings) if key else frozenset()
     council: Council | None = None
     if tenants:
         a, b = (

@@ -13,13 +13,13 @@ the pipeline (ledgered), never stops it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from alertengine.alertmanager import alerts_ended, alerts_snapshot, firing
 from alertengine.clock import Clock
-from alertengine.engine import Change, IncidentEngine, TransitionRefused
+from alertengine.engine import Change, GuardRefused, IncidentEngine, TransitionRefused
 from alertengine.incidents import IncidentState, Stage
 from alertengine.policy import (
     Decision,
@@ -87,6 +87,40 @@ IncidentHook = Callable[[IncidentState], Awaitable[None]]
 
 async def _noop(_: IncidentState) -> None:
     return None
+
+
+def _unasked(state: IncidentState, validated_seq: int) -> bool:
+    """Still VALIDATED by that move, no link issued and nobody notified since."""
+    return (
+        state.stage is Stage.VALIDATED
+        and state.history[-1].seq == validated_seq
+        and state.token is None
+        and state.notified_at is None
+    )
+
+
+def _still_unasked(validated_seq: int) -> Callable[[IncidentState | None], str | None]:
+    def guard(state: IncidentState | None) -> str | None:
+        ok = state is not None and _unasked(state, validated_seq)
+        return None if ok else "someone was already asked"
+
+    return guard
+
+
+def _unasked_reason(state: IncidentState, replayed: bool) -> str:
+    if replayed:
+        ex = state.execution or {}
+        dlq = ex.get("dlq_id", "")
+        tries = ex.get("attempts")
+        failed = f" after the recovery webhook failed {tries} time(s)" if tries else ""
+        return (
+            f"dead-letter {dlq} was replayed{failed}: the old approval no longer counts; "
+            "sending fresh approval links to the approvers"
+        )
+    return (
+        "VALIDATED but no approval link was ever sent (the orchestrator stopped before "
+        "sending them?): sending them now"
+    )
 
 
 class Pipeline:
@@ -282,6 +316,49 @@ class Pipeline:
             state,
             Change(Stage.PROPOSED, "orchestrator", reason, data={"action": target.action}),
         )
+
+    async def ask_unasked(
+        self, tenant_ids: Iterable[str], *, grace_s: float = 10.0
+    ) -> list[IncidentState]:
+        """Notify for VALIDATED incidents nobody was asked about; returns those notified.
+
+        The pipeline notifies when *its* move reaches VALIDATED. Two other ways in leave
+        nobody asked: ``alertengine dlq replay`` (another process moves WEBHOOK_FAILED ->
+        VALIDATED) and a crash between the VALIDATED move and its links. Run each sweep and
+        at start-up: an incident VALIDATED by a replay, or by policy more than ``grace_s``
+        ago, with no link issued and no notification since, gets the ``on_validated`` hook
+        (fresh links to the route from the top). Before that an ``escalation`` entry saying
+        what happened is appended under a guard (still VALIDATED by the same move, still
+        nobody asked), so of several replicas and restarts exactly one notifies.
+        """
+        notified: list[IncidentState] = []
+        now = self.clock.now()
+        for tenant_id in tenant_ids:
+            await self.engine.refresh(tenant_id)
+            for state in await self.engine.incidents(tenant_id, open_only=True):
+                moved = state.history[-1]
+                if state.stage is not Stage.VALIDATED or not _unasked(state, moved.seq):
+                    continue
+                replayed = moved.actor == "orchestrator"  # only a DLQ replay does that
+                if not replayed and now < moved.at + grace_s:
+                    continue  # the pipeline's own hook is still sending them
+                try:
+                    await self.engine.record(
+                        tenant_id,
+                        state.incident_id,
+                        kind="escalation",
+                        actor="orchestrator",
+                        decision="replayed" if replayed else "unasked",
+                        reason=_unasked_reason(state, replayed),
+                        data={"level": 0, "retry": True, "validated_seq": moved.seq},
+                        guard=_still_unasked(moved.seq),
+                    )
+                except GuardRefused:
+                    continue  # another replica (or an earlier sweep) asked
+                fresh = await self.engine.get(tenant_id, state.incident_id) or state
+                await self._hook(self.on_validated, fresh)
+                notified.append(fresh)
+        return notified
 
     async def _move(self, state: IncidentState, change: Change) -> IncidentState | None:
         return (await self._attempt(state, change))[0]

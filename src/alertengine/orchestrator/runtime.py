@@ -33,6 +33,7 @@ from alertengine.commits import CommitLog
 from alertengine.commits_api import commits_routes
 from alertengine.engine import IncidentEngine
 from alertengine.execute.executor import Executor
+from alertengine.execute.instance import Instance
 from alertengine.execute.signing import WeakKeyError, check_key
 from alertengine.incidents import IncidentState
 from alertengine.ledger import LedgerError, LedgerStore
@@ -185,7 +186,10 @@ async def build_runtime(
     def webhook_for(tenant_id: str, service: str) -> tuple[str, str]:
         return holder["rt"].webhook_for(tenant_id, service)
 
-    executor = Executor(orch.engine, store, http, clock, webhook_for, holder=replica)
+    # Execution leases name this process instance (and ALERTENGINE_REPLICA_ID, if set), so a
+    # restart takes over the leases of the process it replaces at once.
+    instance = Instance.current(env)
+    executor = Executor(orch.engine, store, http, clock, webhook_for, instance=instance)
     commits = CommitLog(store)
     diagnosis = build_diagnosis(config, settings)
     orch.pipeline.diagnose = DiagnosisStep(
@@ -260,11 +264,17 @@ async def build_runtime(
 
     async def sweep() -> None:
         tenants = [t.id for t in config.tenants]
+        await orch.pipeline.ask_unasked(tenants, grace_s=unasked_grace_s(config))
         await sweep_awaiting(authorizer, notifier, orch.engine, tenants)
         await executor.resume(tenants)
 
     orch.tick_hooks.append(sweep)
     return rt
+
+
+def unasked_grace_s(config: Config) -> float:
+    """How long the pipeline's own VALIDATED hook has to send links before a sweep does."""
+    return max(10.0, 2 * config.orchestrator.loop_interval_s)
 
 
 def _github_secret_for(config: Config) -> Callable[[str, str], Awaitable[bytes | None]]:
@@ -315,7 +325,10 @@ def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
                 tenant_id,
             )
         # A crash between AUTHORIZED and EXECUTED: finish it now, exactly once.
-        await rt.executor.resume([t.id for t in rt.config.tenants])
+        tenants = [t.id for t in rt.config.tenants]
+        await rt.executor.resume(tenants)
+        # A DLQ replay (or a crash) while we were down left someone to ask: ask them now.
+        await rt.orch.pipeline.ask_unasked(tenants, grace_s=unasked_grace_s(rt.config))
         loop_task = asyncio.create_task(rt.orch.run()) if run_loop else None
         try:
             yield

@@ -37,6 +37,7 @@ from alertengine.commits import CommitLog
 from alertengine.diagnose.rules import RulesDiagnoser
 from alertengine.engine import IncidentEngine
 from alertengine.execute.executor import Executor, dlq_list
+from alertengine.execute.instance import Instance
 from alertengine.execute.signing import verify
 from alertengine.ledger.chain import Checkpoint, Entry
 from alertengine.ledger.memory import MemoryLedgerStore
@@ -189,7 +190,7 @@ class Simulation:
             self.http,
             self.clock,
             lambda _t, service: (f"https://{service}.tenant.invalid/recover", self._webhook_secret),
-            holder="simulator",
+            instance=Instance.named("simulator"),
         )
         commits = CommitLog(self.store)
         channel_names = {a.channel for a in sc.approvers} | {f.channel for f in sc.channel_failures}

@@ -223,7 +223,7 @@ def _incident(
             counts["escalations"] += 1
         elif e.kind == "refused":
             counts["refusals"] += 1
-        elif e.kind == "execution":
+        elif e.kind == "execution" and e.decision != "started":  # one outcome per attempt
             counts["webhook_attempts"] += 1
     return IncidentSummary(
         incident_id=incident_id,

@@ -31,7 +31,10 @@ class StateStore(Protocol):
         ...
 
     # -- leases (one holder at a time, renewable, expire on their own) -----------------------
-    async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool: ...
+    async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Take ``name`` if it is free or expired; the holder itself may take it again (an
+        extension). Tasks that must exclude each other use distinct holder names."""
+        ...
 
     async def renew_lease(self, name: str, holder: str, ttl_s: float) -> bool:
         """Extend only if ``holder`` still holds it (compare-and-set)."""
@@ -39,6 +42,16 @@ class StateStore(Protocol):
 
     async def release_lease(self, name: str, holder: str) -> bool:
         """Delete only if ``holder`` still holds it (compare-and-delete)."""
+        ...
+
+    async def take_over_lease(self, name: str, previous: str, holder: str, ttl_s: float) -> bool:
+        """Give ``name`` to ``holder`` if ``previous`` still holds it (False once it is gone).
+
+        For a holder known to be dead (its process is gone, its replica restarted): the
+        lease moves at once instead of after its time to live. Compare-and-set on the
+        holder, so of several takers exactly one wins, and a live holder that renewed
+        under a new name is never displaced.
+        """
         ...
 
     async def lease_holder(self, name: str) -> str | None: ...

@@ -59,6 +59,13 @@ class MemoryStateStore:
         del self._leases[name]
         return True
 
+    async def take_over_lease(self, name: str, previous: str, holder: str, ttl_s: float) -> bool:
+        item = self._leases.get(name)
+        if item is None or item[0] != previous:
+            return False
+        self._leases[name] = (holder, self._clock.now() + ttl_s)
+        return True
+
     async def lease_holder(self, name: str) -> str | None:
         return self._live(self._leases, name)
 

@@ -1,8 +1,9 @@
 """The scale-out :class:`~alertengine.stores.base.StateStore` on Redis.
 
 * claims: ``SET ae:claim:<key> <value> NX PX <ttl>`` — one winner, however many callers;
-* leases: ``ae:lease:<name>`` holds the holder; acquire, renew (compare-and-set) and
-  release (compare-and-delete) are each one Lua script, so check and write are atomic;
+* leases: ``ae:lease:<name>`` holds the holder; acquire, renew and take-over
+  (compare-and-set) and release (compare-and-delete) are each one Lua script, so check and
+  write are atomic;
 * documents: one hash per collection, ``ae:docs:<collection>``, values JSON.
 
 Expiry runs on the Redis server's clock (no virtual time here; the simulator uses memory).
@@ -35,6 +36,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+_TAKE_OVER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1
+end
+return 0
+"""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
 return 0
@@ -63,6 +70,7 @@ class RedisStateStore:
         self._acquire = self._r.register_script(_ACQUIRE)
         self._renew = self._r.register_script(_RENEW)
         self._release = self._r.register_script(_RELEASE)
+        self._take_over = self._r.register_script(_TAKE_OVER)
 
     async def _call(self, op: Awaitable[T]) -> T:
         try:
@@ -88,6 +96,11 @@ class RedisStateStore:
     async def release_lease(self, name: str, holder: str) -> bool:
         keys = [f"{self._p}lease:{name}"]
         return bool(await self._call(self._release(keys=keys, args=[holder])))
+
+    async def take_over_lease(self, name: str, previous: str, holder: str, ttl_s: float) -> bool:
+        keys = [f"{self._p}lease:{name}"]
+        args: list[str | int] = [previous, holder, _ms(ttl_s)]
+        return bool(await self._call(self._take_over(keys=keys, args=args)))
 
     async def lease_holder(self, name: str) -> str | None:
         return _text(await self._call(self._r.get(f"{self._p}lease:{name}")))

@@ -5,8 +5,9 @@ in its own durable transaction, run on one worker thread that owns the connectio
 
 * claims: a unique insert that may only overwrite an *expired* row (``ON CONFLICT ... DO
   UPDATE ... WHERE expires_at <= now``), so exactly one caller sees a changed row;
-* leases: the same insert, also allowed when the caller already holds the lease; renew
-  and release are ``UPDATE``/``DELETE ... WHERE holder = ?`` (compare-and-set/-delete);
+* leases: the same insert, also allowed when the caller already holds the lease; renew,
+  release and take-over (from a holder known dead) are ``UPDATE``/``DELETE ... WHERE
+  holder = ?`` (compare-and-set/-delete);
 * documents: JSON text keyed by (collection, key).
 
 Expiry is judged on the injected clock, so the simulator's virtual time applies.
@@ -133,6 +134,18 @@ class SqliteStateStore:
                 c.execute(
                     "DELETE FROM ae_leases WHERE name = ? AND holder = ? AND expires_at > ?",
                     (name, holder, now),
+                ).rowcount
+                == 1
+            )
+        )
+
+    async def take_over_lease(self, name: str, previous: str, holder: str, ttl_s: float) -> bool:
+        now = self._clock.now()
+        return await self._run(
+            lambda c: (
+                c.execute(
+                    "UPDATE ae_leases SET holder = ?, expires_at = ? WHERE name = ? AND holder = ?",
+                    (holder, now + ttl_s, name, previous),
                 ).rowcount
                 == 1
             )

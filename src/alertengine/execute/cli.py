@@ -1,7 +1,9 @@
 """``alertengine dlq list|replay``: dead-lettered recovery webhooks.
 
 Replay never re-runs a webhook: it moves the incident WEBHOOK_FAILED -> VALIDATED (actor
-``orchestrator``), so a named human must approve again.
+``orchestrator``), so a named human must approve again. The orchestrator notices the
+replayed incident at its next sweep (or start-up) and sends fresh links
+(:meth:`~alertengine.orchestrator.pipeline.Pipeline.ask_unasked`).
 """
 
 from __future__ import annotations
@@ -77,7 +79,11 @@ def replay(dlq_id: str, store_url: StoreUrlOpt = None, url: LegacyUrlOpt = None)
         engine = IncidentEngine(ledger, SystemClock(), lambda _t: policy)
         try:
             state = await dlq_replay(engine, store, dlq_id)
-            return f"{state.incident_id} is {state.stage}: a fresh approval is required"
+            return (
+                f"{state.incident_id} is {state.stage}: a fresh approval is required. The "
+                "orchestrator sends new approval links to the approvers within one loop "
+                "interval (or as it starts, if it is not running)."
+            )
         finally:
             await store.close()
             await ledger.close()
