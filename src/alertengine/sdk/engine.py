@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import logging
 import os
 import socket
 import time
@@ -30,6 +31,10 @@ from alertengine.sdk.stores import MetricsStore, RedisStore
 from alertengine.sdk.window import Bucket, RollingWindow
 
 SIMULATED_ROUTE = "<simulated>"
+#: A failure on the request path is logged at most this often (it may repeat per request).
+LOG_EVERY_S = 60.0
+
+log = logging.getLogger("alertengine.sdk")
 
 
 def _redact(url: str | None) -> str | None:
@@ -89,6 +94,7 @@ class AlertEngine:
         self.internal_errors = 0
         self.read_errors = 0
         self.last_internal_error: str | None = None
+        self._last_logged: tuple[str, float] | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock: asyncio.Lock | None = None
         self._cached: tuple[tuple[int, int, int], dict[str, Any]] | None = None
@@ -103,8 +109,20 @@ class AlertEngine:
         return AlertEngineMiddleware(app, self)
 
     def note_internal_error(self, exc: BaseException) -> None:
+        """Count (and log, rate-limited) a failure of ours; the host app never sees it."""
         self.internal_errors += 1
-        self.last_internal_error = f"{type(exc).__name__}: {exc}"[:300]
+        cause = f"{type(exc).__name__}: {exc}"[:300]
+        self.last_internal_error = cause
+        now = time.monotonic()
+        last = self._last_logged
+        if last is None or last[0] != cause or now - last[1] >= LOG_EVERY_S:
+            self._last_logged = (cause, now)
+            log.warning(
+                "alertengine: recording failed (%s); the request was served, %d failure(s) "
+                "so far (see /metrics/ingestion)",
+                cause,
+                self.internal_errors,
+            )
 
     def start_background(self) -> None:
         """Start the publishing task in the running loop (idempotent; no-op without a store)."""
