@@ -24,9 +24,10 @@ from alertengine.sdk.endpoints import Handler, build_endpoints
 from alertengine.sdk.history import MinuteHistory
 from alertengine.sdk.learner import BaselineLearner
 from alertengine.sdk.middleware import AlertEngineMiddleware, ASGIApp
+from alertengine.sdk.multiproc import DirectoryStore
 from alertengine.sdk.prometheus import render
 from alertengine.sdk.publisher import CircuitBreaker, Publisher, decode_bucket
-from alertengine.sdk.report import build_report, unavailable_report
+from alertengine.sdk.report import Coverage, build_report, find_gaps, unavailable_report
 from alertengine.sdk.stores import MetricsStore, RedisStore
 from alertengine.sdk.window import Bucket, RollingWindow
 
@@ -35,6 +36,10 @@ SIMULATED_ROUTE = "<simulated>"
 LOG_EVERY_S = 60.0
 
 log = logging.getLogger("alertengine.sdk")
+
+
+def _replica_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def _redact(url: str | None) -> str | None:
@@ -62,7 +67,8 @@ class AlertEngine:
         self.config = config
         self.clock: Callable[[], float] = clock or time.time
         self.timer: Callable[[], float] = timer or time.perf_counter
-        self.replica = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._pid = os.getpid()
+        self.replica = _replica_id()
         self.learner = BaselineLearner(config.thresholds, config.window_s)
         self.minutes = MinuteHistory(config.history_minutes)
         self.window = RollingWindow(
@@ -70,11 +76,15 @@ class AlertEngine:
             max_routes=config.max_routes,
             on_close=(self.learner.observe, self.minutes.observe),
         )
-        if store is None and config.store == "redis":
+        if store is None and config.effective_store == "redis":
             assert config.redis_url is not None  # checked by SDKConfig
             store = RedisStore(
                 config.redis_url, prefix=config.redis_prefix, timeout_s=config.redis_timeout_s
             )
+        elif store is None and config.effective_store == "multiprocess":
+            assert config.multiproc_dir is not None  # checked by SDKConfig
+            store = DirectoryStore(config.multiproc_dir)
+            store.ensure_directory()  # a directory that cannot be used fails at instrument()
         self.store = store
         self.breaker = CircuitBreaker(
             config.breaker_failures, config.breaker_reset_s, clock=time.monotonic
@@ -124,8 +134,21 @@ class AlertEngine:
                 self.internal_errors,
             )
 
+    def _adopt_process(self) -> None:
+        """After a fork (gunicorn ``--preload``) this is a new process: a new replica id, so
+        workers created from one parent never write over each other's data."""
+        if os.getpid() == self._pid:
+            return
+        self._pid = os.getpid()
+        self.replica = _replica_id()
+        if self.publisher is not None:
+            self.publisher.replica = self.replica
+        self._task = None
+        self._lock = None
+
     def start_background(self) -> None:
         """Start the publishing task in the running loop (idempotent; no-op without a store)."""
+        self._adopt_process()
         self.started = True
         if self.publisher is None or (self._task is not None and not self._task.done()):
             return
@@ -137,6 +160,14 @@ class AlertEngine:
         self._task = loop.create_task(self._run(), name="alertengine-publisher")
 
     async def _run(self) -> None:
+        if isinstance(self.store, DirectoryStore):
+            # Counted among the workers from the start, not only after its first request.
+            try:
+                await self.store.register(
+                    self.config.service, self.replica, self.config.window_s + 60
+                )
+            except Exception as exc:
+                self.note_internal_error(exc)
         while True:
             await asyncio.sleep(self.config.publish_interval_s)
             try:
@@ -191,7 +222,7 @@ class AlertEngine:
                 doc["generated_at"] = round(now, 3)
                 return doc
             buckets: list[Bucket] = self.window.buckets(now)
-            replicas = 1
+            coverage = Coverage()
             if self.store is not None:
                 if not self.breaker.allow():
                     return unavailable_report(
@@ -216,7 +247,7 @@ class AlertEngine:
                         reason=f"{self.store.name}: {type(exc).__name__}",
                     )
                 self.breaker.success()
-                others: set[str] = set()
+                per_replica: dict[str, list[Bucket]] = {}
                 decoded: dict[tuple[str, int], tuple[bytes, Bucket]] = {}
                 for replica, sec_, payload in rows:
                     if replica == self.replica:
@@ -230,9 +261,9 @@ class AlertEngine:
                         continue
                     decoded[(replica, sec_)] = (payload, bucket)
                     buckets.append(bucket)
-                    others.add(replica)
+                    per_replica.setdefault(replica, []).append(bucket)
                 self._decoded = decoded
-                replicas += len(others)
+                coverage = self._coverage(per_replica)
             doc = build_report(
                 buckets,
                 now=now,
@@ -241,7 +272,10 @@ class AlertEngine:
                 thresholds=c.thresholds,
                 baseline=self.learner.baseline,
                 route_limit=c.route_detail_limit,
-                replicas=replicas,
+                replicas=1 + len([r for r, b in per_replica.items() if b])
+                if self.store is not None
+                else 1,
+                coverage=coverage,
             )
             if self.store is None:
                 self._cached = (key, copy.deepcopy(doc))
@@ -251,6 +285,28 @@ class AlertEngine:
             return unavailable_report(
                 now=now, service=c.service, window_s=c.window_s, reason="internal error"
             )
+
+    def _coverage(self, per_replica: dict[str, list[Bucket]]) -> Coverage:
+        """Which processes this answer covers (ourselves included) and what it misses."""
+        missing, spans = find_gaps(per_replica)
+        with_data = {r for r, b in per_replica.items() if b}
+        if isinstance(self.store, DirectoryStore):
+            m = self.store.membership
+            exited = (m.exited & with_data) - {self.replica}
+            covered = (m.live | with_data | {self.replica}) - exited
+            return Coverage(
+                scope="host",
+                processes=len(covered) + len(exited),
+                processes_exited=len(exited),
+                requests_missing=missing,
+                gap_spans=spans,
+            )
+        return Coverage(
+            scope="shared",
+            processes=1 + len(with_data),
+            requests_missing=missing,
+            gap_spans=spans,
+        )
 
     def history(self) -> dict[str, Any]:
         """Per-minute aggregates of this replica's closed seconds (the open one excluded)."""

@@ -9,7 +9,9 @@ severity,reason_for_trigger,triggered_by}]``) so existing pollers keep working, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from alertengine.sdk.scoring import (
@@ -42,14 +44,83 @@ def _stats_dict(s: Stats, window_s: int) -> dict[str, Any]:
     }
 
 
-def _window_meta(now: float, window_s: int, replicas: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Coverage:
+    """Whose data the answer merges, and what it knows is missing from the window."""
+
+    #: ``process`` (this process only), ``host`` (worker processes through a directory) or
+    #: ``shared`` (replicas through Redis or another shared store).
+    scope: str = "process"
+    #: Processes (replicas) the answer covers: running ones, plus exited ones with data left.
+    processes: int = 1
+    processes_exited: int = 0
+    #: Requests recorded by a replica that never reached this answer (see :func:`find_gaps`).
+    requests_missing: int = 0
+    #: ``[first, last]`` second ranges (inclusive) where those requests were lost.
+    gap_spans: tuple[tuple[int, int], ...] = field(default_factory=tuple)
+
+
+def find_gaps(
+    per_replica: Mapping[str, Iterable[Bucket]],
+) -> tuple[int, tuple[tuple[int, int], ...]]:
+    """Requests missing between a replica's consecutive seconds, and where they were lost.
+
+    Each bucket carries ``before``, the requests its replica had recorded before that second.
+    Within one replica, ``before + count`` of a second must equal ``before`` of the next second
+    present; any shortfall was recorded but never arrived (buffer overflow during a store
+    outage, a store that lost its data). Only losses *between* seconds in the window are
+    visible; pure.
+    """
+    missing = 0
+    spans: list[tuple[int, int]] = []
+    for buckets in per_replica.values():
+        for b in buckets:
+            if b.lost:  # the replica itself said it had to drop this second
+                missing += b.lost
+                spans.append((b.sec, b.sec))
+        chain = sorted((b for b in buckets if b.before is not None), key=lambda b: b.sec)
+        for prev, nxt in itertools.pairwise(chain):
+            assert prev.before is not None and nxt.before is not None
+            lost = nxt.before - (prev.before + prev.total.count + prev.lost)
+            if lost > 0:
+                missing += lost
+                # Adjacent seconds: what arrived of ``prev`` was an early (open) version.
+                between = nxt.sec - prev.sec > 1
+                spans.append((prev.sec + 1, nxt.sec - 1) if between else (prev.sec, prev.sec))
+    return missing, _merge_spans(spans)
+
+
+def _merge_spans(spans: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return tuple(out)
+
+
+def _window_meta(
+    now: float, window_s: int, replicas: int, coverage: Coverage | None = None
+) -> dict[str, Any]:
     end = int(now)
+    cov = coverage or Coverage(processes=replicas)
+    seconds_affected = sum(b - a + 1 for a, b in cov.gap_spans)
     return {
         "seconds": window_s,
         "bucket_seconds": 1,
         "start": end - window_s + 1,
         "end": end + 1,
         "replicas": replicas,
+        "scope": cov.scope,
+        "processes": cov.processes,
+        "processes_exited": cov.processes_exited,
+        "gap": {
+            "complete": cov.requests_missing == 0,
+            "requests_missing": cov.requests_missing,
+            "seconds_affected": seconds_affected,
+            "spans": [list(s) for s in cov.gap_spans],
+        },
     }
 
 
@@ -63,6 +134,7 @@ def build_report(
     baseline: Baseline | None = None,
     route_limit: int = 50,
     replicas: int = 1,
+    coverage: Coverage | None = None,
 ) -> dict[str, Any]:
     """The health document for the seconds ``(now - window_s, now]`` of ``buckets``.
 
@@ -161,11 +233,22 @@ def build_report(
         "metrics": metrics,
         "alerts": [a.as_dict() for a in health.alerts],
         "routes": routes,
-        "window": _window_meta(now, window_s, replicas),
+        "window": _window_meta(now, window_s, replicas, coverage),
         "generated_at": round(now, 3),
         "summary": f"{health.status}: score {health.score}, P95 {p95_fmt} ms, "
-        f"5xx {total.error_rate_5xx:.1%} over {total.count} requests",
+        f"5xx {total.error_rate_5xx:.1%} over {total.count} requests" + _coverage_note(coverage),
     }
+
+
+def _coverage_note(coverage: Coverage | None) -> str:
+    if coverage is None:
+        return ""
+    note = ""
+    if coverage.scope != "process":
+        note += f" from {coverage.processes} processes"
+    if coverage.requests_missing:
+        note += f"; {coverage.requests_missing} requests missing from the window (data gap)"
+    return note
 
 
 def unavailable_report(
