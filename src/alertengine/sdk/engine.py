@@ -229,6 +229,7 @@ class AlertEngine:
                         now=now,
                         service=c.service,
                         window_s=c.window_s,
+                        instance_id=self.replica,
                         reason=f"{self.store.name} circuit breaker open",
                     )
                 sec = int(now)
@@ -244,6 +245,7 @@ class AlertEngine:
                         now=now,
                         service=c.service,
                         window_s=c.window_s,
+                        instance_id=self.replica,
                         reason=f"{self.store.name}: {type(exc).__name__}",
                     )
                 self.breaker.success()
@@ -276,6 +278,7 @@ class AlertEngine:
                 if self.store is not None
                 else 1,
                 coverage=coverage,
+                instance_id=self.replica,
             )
             if self.store is None:
                 self._cached = (key, copy.deepcopy(doc))
@@ -283,7 +286,11 @@ class AlertEngine:
         except Exception as exc:
             self.note_internal_error(exc)
             return unavailable_report(
-                now=now, service=c.service, window_s=c.window_s, reason="internal error"
+                now=now,
+                service=c.service,
+                window_s=c.window_s,
+                reason="internal error",
+                instance_id=self.replica,
             )
 
     def _coverage(self, per_replica: dict[str, list[Bucket]]) -> Coverage:
