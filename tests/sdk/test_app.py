@@ -239,7 +239,10 @@ async def test_prometheus_is_off_unless_asked() -> None:
     async with client(app2) as c:
         await c.get("/items/1")
         text = (await c.get("/metrics")).text
-    assert 'alertengine_window_requests{service="checkout",route="/items/{item_id}"} 1' in text
+    assert (
+        'alertengine_route_latency_seconds_count{route="/items/{item_id}",service="checkout"} 1.0'
+        in text
+    )
     assert "# TYPE alertengine_health_score gauge" in text
 
 

@@ -25,7 +25,7 @@ from alertengine.sdk.history import MinuteHistory
 from alertengine.sdk.learner import BaselineLearner
 from alertengine.sdk.middleware import AlertEngineMiddleware, ASGIApp
 from alertengine.sdk.multiproc import DirectoryStore
-from alertengine.sdk.prometheus import render
+from alertengine.sdk.prometheus import Snapshot, exposition
 from alertengine.sdk.publisher import CircuitBreaker, Publisher, decode_bucket
 from alertengine.sdk.report import Coverage, build_report, find_gaps, unavailable_report
 from alertengine.sdk.stores import MetricsStore, RedisStore
@@ -365,9 +365,16 @@ class AlertEngine:
             "config": cfg,
         }
 
-    async def prometheus_text(self) -> str:
+    async def prometheus_exposition(self, accept: str = "") -> tuple[bytes, str]:
+        """``/metrics``: body and content type (text 0.0.4 or OpenMetrics, per ``accept``)."""
         p = self.publisher
-        return render(await self.health(), self.window.recorded, p.counters.dropped if p else 0)
+        snapshot = Snapshot(
+            report=await self.health(),
+            recorded_total=self.window.recorded,
+            dropped_total=p.counters.dropped if p else 0,
+            instance_id=self.replica,
+        )
+        return exposition(snapshot, accept)
 
 
 def instrument(
