@@ -4,7 +4,6 @@ workers, merged through ``ALERTENGINE_MULTIPROC_DIR``; every poll on a fresh con
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -59,10 +58,12 @@ def command(server: str, port: int) -> list[str]:
         *(sys.executable, "-m", "gunicorn", app),
         *("-w", str(WORKERS), "-k", "uvicorn.workers.UvicornWorker"),
         *("-b", f"127.0.0.1:{port}", "--log-level", "warning", "--graceful-timeout", "5"),
+        # --preload: the app (and its engine) is built once in the parent, then forked.
+        *(("--preload",) if server == "gunicorn-preload" else ()),
     ]
 
 
-@pytest.fixture(params=["uvicorn", "gunicorn"])
+@pytest.fixture(params=["uvicorn", "gunicorn", "gunicorn-preload"])
 def workers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     port = free_port()
     directory = tmp_path / "multiproc"
@@ -75,7 +76,7 @@ def workers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
         # Long enough that nothing ages out however slow the box is.
         "ALERTENGINE_WINDOW_S": "600",
     }
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
+    log = open(tmp_path / "server.log", "wb")  # closed below, after the server stopped
     proc = subprocess.Popen(
         command(request.param, port),
         cwd=ROOT,
@@ -119,16 +120,20 @@ def test_every_poll_answers_for_all_workers(workers: tuple[str, Path]) -> None:
     # The answering worker merged its own fresh data; the others publish theirs every
     # PUBLISH_INTERVAL_S. After a few intervals every worker's data is in every answer.
     time.sleep(PUBLISH_INTERVAL_S * 5)
+    # Twelve reads at least, and on until two different workers have answered (the kernel
+    # may hand several fresh connections in a row to the same worker): every one must agree.
     reads = [health(base) for _ in range(12)]
-    assert [r["metrics"]["sample_size"] for r in reads] == [REQUESTS] * 12
+    while len({r["instance_id"] for r in reads}) < 2 and len(reads) < 300:
+        reads.append(health(base))
+    assert all(r["metrics"]["sample_size"] == REQUESTS for r in reads), [
+        r["metrics"]["sample_size"] for r in reads
+    ]
     assert all(r["window"]["processes"] == WORKERS for r in reads)
     assert all(r["window"]["scope"] == "host" for r in reads)
     assert all(r["window"]["gap"]["complete"] for r in reads)
     assert all(r["routes"]["/items/{item_id}"]["count"] == REQUESTS for r in reads)
-    # Not one worker answering every time: several answered, and all said the same.
     answered_by = {r["instance_id"] for r in reads}
-    assert len(answered_by) >= 2, answered_by
-    # The per-worker truth, for contrast: each recorded only its share.
+    assert len(answered_by) >= 2, answered_by  # not one worker answering every time
     text = fresh_get(f"{base}/metrics").text
     assert 'alertengine_window_processes{service="multiworker",state="running"} 4.0' in text
     assert 'alertengine_window_latency_seconds_count{service="multiworker"} 400.0' in text
@@ -146,33 +151,3 @@ def test_every_poll_answers_for_all_workers(workers: tuple[str, Path]) -> None:
     assert after["metrics"]["sample_size"] == REQUESTS
     files = list(directory.glob("*.aep"))
     assert any(f".{pid}." in f.name for f in files)  # kept while its data is in the window
-
-
-def test_dead_worker_files_are_removed_once_their_data_left_the_window(tmp_path: Path) -> None:
-    import asyncio
-
-    from alertengine.sdk.multiproc import DirectoryStore
-
-    # A real process that has exited: its pid is known dead.
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait(timeout=10)
-    store = DirectoryStore(tmp_path)
-    store.ensure_directory()
-    header = (
-        '{"v":1,"service":"svc","replica":"h:%d:dead","pid":%d,"host":"%s"}'
-        % (child.pid, child.pid, os.uname().nodename)
-    ).encode()
-    from alertengine.sdk.multiproc import _service_tag
-
-    old = tmp_path / f"{_service_tag('svc')}.{child.pid}.dead.aep"
-    old.write_bytes(header + b"\n100 {}\n")  # newest second 100: long gone
-    recent = tmp_path / f"{_service_tag('svc')}.{child.pid}.recent.aep"
-    recent.write_bytes(header.replace(b"dead", b"recent") + b"\n995 {}\n")
-    junk = tmp_path / f"{_service_tag('svc')}.1.junk.aep"
-    junk.write_bytes(b"not json\n")
-    asyncio.run(store.fetch("svc", 940, 1000))
-    assert not old.exists()  # dead and out of the window: garbage
-    assert recent.exists()  # dead, but its second 995 is still in the window
-    assert store.membership.exited == {f"h:{child.pid}:recent"}
-    assert junk.exists()  # not ours to judge: ignored, never deleted
-    assert re.match(r"^[0-9a-f]{12}$", _service_tag("svc"))

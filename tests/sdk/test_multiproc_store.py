@@ -1,0 +1,53 @@
+"""The multiprocess directory store on its own: files of dead workers, junk, torn writes."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from alertengine.sdk.multiproc import DirectoryStore, _service_tag
+
+
+def _file(directory: Path, replica: str, pid: int, lines: bytes) -> Path:
+    header = json.dumps(
+        {"v": 1, "service": "svc", "replica": replica, "pid": pid, "host": socket.gethostname()}
+    ).encode()
+    path = directory / f"{_service_tag('svc')}.{pid}.{replica.rsplit(':', 1)[-1]}.aep"
+    path.write_bytes(header + b"\n" + lines)
+    return path
+
+
+async def test_dead_worker_files_are_removed_once_their_data_left_the_window(
+    tmp_path: Path,
+) -> None:
+    # A real process that has exited: its pid is known dead.
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=10)
+    store = DirectoryStore(tmp_path)
+    store.ensure_directory()
+    old = _file(tmp_path, f"h:{child.pid}:old", child.pid, b"100 {}\n")  # long gone
+    recent = _file(tmp_path, f"h:{child.pid}:recent", child.pid, b"995 {}\n")
+    junk = tmp_path / f"{_service_tag('svc')}.1.junk.aep"
+    junk.write_bytes(b"not json\n")
+    rows = await store.fetch("svc", 940, 1000)
+    assert rows == [(f"h:{child.pid}:recent", 995, b"{}")]
+    assert not old.exists()  # dead and out of the window: garbage
+    assert recent.exists()  # dead, but its second 995 is still in the window
+    assert store.membership.exited == {f"h:{child.pid}:recent"}
+    assert store.membership.live == set()
+    assert junk.exists()  # not ours to judge: ignored, never deleted
+
+
+async def test_a_live_worker_is_counted_and_its_seconds_merge(tmp_path: Path) -> None:
+    a, b = DirectoryStore(tmp_path), DirectoryStore(tmp_path)
+    a.ensure_directory()
+    await a.publish("svc", "h:1:a", {10: b"x", 11: b"y"}, ttl_s=60)
+    await b.register("svc", "h:1:b", ttl_s=60)  # a worker without requests yet
+    await a.publish("svc", "h:1:a", {12: b"z"}, ttl_s=60)  # rewritten, earlier seconds kept
+    rows = sorted(await b.fetch("svc", 9, 12))
+    assert rows == [("h:1:a", 10, b"x"), ("h:1:a", 11, b"y"), ("h:1:a", 12, b"z")]
+    assert b.membership.live == {"h:1:a", "h:1:b"}  # this test process is alive: both live
+    assert not list(tmp_path.glob(".tmp-*"))  # atomic writes leave nothing behind
