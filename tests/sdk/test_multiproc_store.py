@@ -8,6 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from fastapi import FastAPI
+
+from alertengine import instrument
+from alertengine.sdk import SDKConfig
 from alertengine.sdk.multiproc import DirectoryStore, _service_tag
 
 
@@ -51,3 +56,22 @@ async def test_a_live_worker_is_counted_and_its_seconds_merge(tmp_path: Path) ->
     assert rows == [("h:1:a", 10, b"x"), ("h:1:a", 11, b"y"), ("h:1:a", 12, b"z")]
     assert b.membership.live == {"h:1:a", "h:1:b"}  # this test process is alive: both live
     assert not list(tmp_path.glob(".tmp-*"))  # atomic writes leave nothing behind
+
+
+def test_one_variable_switches_the_default_store(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ALERTENGINE_MULTIPROC_DIR", str(tmp_path / "mp"))
+    engine = instrument(FastAPI())
+    assert isinstance(engine.store, DirectoryStore)
+    assert engine.status()["store"] == "multiprocess"
+    assert (tmp_path / "mp").is_dir()  # created at instrument()
+
+
+def test_an_unusable_directory_fails_at_instrument(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(OSError):
+        instrument(FastAPI(), config=SDKConfig(multiproc_dir=str(blocker / "sub")))
+    with pytest.raises(ValueError, match="multiproc_dir"):
+        SDKConfig(store="multiprocess")

@@ -381,7 +381,7 @@ def instrument(
     app: Any,
     *,
     service: str | None = None,
-    store: Literal["memory", "redis"] | MetricsStore | None = None,
+    store: Literal["memory", "redis", "multiprocess"] | MetricsStore | None = None,
     redis_url: str | None = None,
     config: SDKConfig | None = None,
     prometheus: bool | None = None,
@@ -393,7 +393,8 @@ def instrument(
 
     Arguments left as ``None`` come from ``config`` (default: ``SDKConfig()``, i.e. the
     ``ALERTENGINE_*`` environment). ``store`` is ``"memory"`` (this process only), ``"redis"``
-    (replicas share one view; needs ``redis_url`` or ``REDIS_URL``) or any
+    (replicas share one view; needs ``redis_url`` or ``REDIS_URL``), ``"multiprocess"`` (worker
+    processes of one host share one view through ``ALERTENGINE_MULTIPROC_DIR``) or any
     :class:`~alertengine.sdk.stores.MetricsStore`. Returns the :class:`AlertEngine` handle.
     Raises ``ValueError``/``TypeError`` on bad configuration; never raises at request time.
     """
