@@ -3,6 +3,7 @@ workers, merged through ``ALERTENGINE_MULTIPROC_DIR``; every poll on a fresh con
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -97,6 +98,18 @@ def workers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
         log.close()
 
 
+def published(directory: Path) -> int:
+    """Requests the workers' files hold: each file's newest second says how many its worker
+    had recorded before it (``before``) plus that second's own."""
+    total = 0
+    for f in directory.glob("*.aep"):
+        lines = f.read_bytes().splitlines()[1:]
+        if lines:
+            newest = json.loads(lines[-1].partition(b" ")[2])
+            total += newest["before"] + sum(r[0] for r in newest["routes"].values())
+    return total
+
+
 def health(base: str) -> dict[str, Any]:
     doc: dict[str, Any] = fresh_get(f"{base}/health/alerts").json()
     return doc
@@ -118,8 +131,8 @@ def test_every_poll_answers_for_all_workers(workers: tuple[str, Path]) -> None:
         "one answer covering all requests",
     )
     # The answering worker merged its own fresh data; the others publish theirs every
-    # PUBLISH_INTERVAL_S. After a few intervals every worker's data is in every answer.
-    time.sleep(PUBLISH_INTERVAL_S * 5)
+    # PUBLISH_INTERVAL_S. Once every worker's file holds all its requests, every answer must.
+    until(lambda: published(directory) == REQUESTS, 30, "every worker's requests published")
     # Twelve reads at least, and on until two different workers have answered (the kernel
     # may hand several fresh connections in a row to the same worker): every one must agree.
     reads = [health(base) for _ in range(12)]
