@@ -7,10 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alertengine.sdk.report import find_gaps
-from alertengine.sdk.window import RollingWindow
+from alertengine.sdk.window import Bucket, RollingWindow
 
 
-def _replica_seconds(counts: list[int]) -> list:  # type: ignore[type-arg]
+def _replica_seconds(counts: list[int]) -> list[Bucket]:
     w = RollingWindow(600)
     for i, n in enumerate(counts):
         for _ in range(n):
@@ -32,5 +32,5 @@ def test_any_second_lost_between_others_is_found(counts: list[int], data: st.Dat
 
 def test_a_drop_marker_counts_even_at_the_edge() -> None:
     buckets = _replica_seconds([3, 4, 5])
-    marker = type(buckets[0])(999, None, lost=7)
+    marker = Bucket(999, None, lost=7)
     assert find_gaps({"a": [marker, *buckets]}) == (7, ((999, 999),))

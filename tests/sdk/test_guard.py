@@ -62,7 +62,7 @@ async def test_a_recording_failure_never_reaches_the_host_app(
     assert ingestion["internal_errors"] == 2
     assert "ValueError" in ingestion["last_error"]
     # Logged once (not once per request), naming the cause.
-    logged = [r for r in caplog.records if "recording failed" in r.getMessage()]
+    logged = [r for r in caplog.records if "internal error" in r.getMessage()]
     assert len(logged) == 1
     assert "ValueError" in logged[0].getMessage()
     assert engine is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -13,12 +14,19 @@ from fastapi import FastAPI
 
 from alertengine import instrument
 from alertengine.sdk import SDKConfig
-from alertengine.sdk.multiproc import DirectoryStore, _service_tag
+from alertengine.sdk.multiproc import DirectoryStore, _service_tag, process_start
 
 
-def _file(directory: Path, replica: str, pid: int, lines: bytes) -> Path:
+def _file(directory: Path, replica: str, pid: int, lines: bytes, start: int | None = None) -> Path:
     header = json.dumps(
-        {"v": 1, "service": "svc", "replica": replica, "pid": pid, "host": socket.gethostname()}
+        {
+            "v": 1,
+            "service": "svc",
+            "replica": replica,
+            "pid": pid,
+            "start": start,
+            "host": socket.gethostname(),
+        }
     ).encode()
     path = directory / f"{_service_tag('svc')}.{pid}.{replica.rsplit(':', 1)[-1]}.aep"
     path.write_bytes(header + b"\n" + lines)
@@ -75,3 +83,16 @@ def test_an_unusable_directory_fails_at_instrument(tmp_path: Path) -> None:
         instrument(FastAPI(), config=SDKConfig(multiproc_dir=str(blocker / "sub")))
     with pytest.raises(ValueError, match="multiproc_dir"):
         SDKConfig(store="multiprocess")
+
+
+async def test_a_reused_pid_is_not_taken_for_the_dead_worker(tmp_path: Path) -> None:
+    # This pid is alive, but the process that wrote the file started at another time.
+    me = os.getpid()
+    real_start = process_start(me)
+    assert real_start is not None  # Linux /proc
+    ghost = _file(tmp_path, f"h:{me}:ghost", me, b"100 {}\n", start=real_start - 1)
+    mine = _file(tmp_path, f"h:{me}:mine", me, b"100 {}\n", start=real_start)
+    store = DirectoryStore(tmp_path)
+    await store.fetch("svc", 940, 1000)
+    assert not ghost.exists()  # its writer is dead (pid reused), its data long gone
+    assert mine.exists() and store.membership.live == {f"h:{me}:mine"}

@@ -128,8 +128,8 @@ class AlertEngine:
         if last is None or last[0] != cause or now - last[1] >= LOG_EVERY_S:
             self._last_logged = (cause, now)
             log.warning(
-                "alertengine: recording failed (%s); the request was served, %d failure(s) "
-                "so far (see /metrics/ingestion)",
+                "alertengine SDK internal error (%s); the app's requests are unaffected; "
+                "%d so far (see /metrics/ingestion)",
                 cause,
                 self.internal_errors,
             )
@@ -223,6 +223,7 @@ class AlertEngine:
                 return doc
             buckets: list[Bucket] = self.window.buckets(now)
             coverage = Coverage()
+            per_replica: dict[str, list[Bucket]] = {}
             if self.store is not None:
                 if not self.breaker.allow():
                     return unavailable_report(
@@ -249,7 +250,6 @@ class AlertEngine:
                         reason=f"{self.store.name}: {type(exc).__name__}",
                     )
                 self.breaker.success()
-                per_replica: dict[str, list[Bucket]] = {}
                 decoded: dict[tuple[str, int], tuple[bytes, Bucket]] = {}
                 for replica, sec_, payload in rows:
                     if replica == self.replica:
@@ -274,9 +274,7 @@ class AlertEngine:
                 thresholds=c.thresholds,
                 baseline=self.learner.baseline,
                 route_limit=c.route_detail_limit,
-                replicas=1 + len([r for r, b in per_replica.items() if b])
-                if self.store is not None
-                else 1,
+                replicas=1 + sum(1 for b in per_replica.values() if b),
                 coverage=coverage,
                 instance_id=self.replica,
             )

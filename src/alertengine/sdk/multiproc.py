@@ -42,10 +42,27 @@ def _service_tag(service: str) -> str:
     return hashlib.sha256(service.encode()).hexdigest()[:12]
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host (signal 0 probes, sends nothing)."""
+def process_start(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (Linux ``/proc``), else None.
+
+    Written into each file beside the pid, so a pid the kernel reused for another process is
+    not mistaken for the worker that wrote the file."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rpartition(")")[2].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def pid_alive(pid: int, start: int | None = None) -> bool:
+    """Whether the process that wrote a file still runs on this host (signal 0 probes, sends
+    nothing); with ``start``, also that the pid was not reused since."""
     if pid <= 0:
         return False
+    if start is not None:
+        now = process_start(pid)
+        if now is not None and now != start:
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -76,6 +93,13 @@ class DirectoryStore:
         self.membership = Membership()
         self._mine: dict[tuple[str, str], dict[int, bytes]] = {}
         self._hostname = socket.gethostname()
+        self._start: tuple[int, int | None] | None = None
+
+    def _own_start(self) -> int | None:
+        pid = os.getpid()  # changes after a fork: look it up again then
+        if self._start is None or self._start[0] != pid:
+            self._start = (pid, process_start(pid))
+        return self._start[1]
 
     def ensure_directory(self) -> None:
         """Create the directory (fails loudly at ``instrument()`` if it cannot be)."""
@@ -103,6 +127,7 @@ class DirectoryStore:
                 "service": service,
                 "replica": replica,
                 "pid": os.getpid(),
+                "start": self._own_start(),
                 "host": self._hostname,
             },
             separators=(",", ":"),
@@ -161,7 +186,8 @@ class DirectoryStore:
             except (ValueError, KeyError, TypeError):
                 continue  # not ours or torn beyond repair: the engine counts decode errors
             same_host = header.get("host") == self._hostname
-            alive = pid_alive(pid) if same_host else True
+            start = header.get("start")
+            alive = pid_alive(pid, start if isinstance(start, int) else None) if same_host else True
             newest = None
             for line in rest.splitlines():
                 sec_s, _, payload = line.partition(b" ")
