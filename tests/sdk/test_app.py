@@ -106,10 +106,20 @@ async def test_one_status_at_the_top_and_in_the_score() -> None:
         for _ in range(20):
             await c.get("/work?ms=3000")
     doc = await health(app)
-    assert doc["status"] == doc["health_score"]["status"] == "critical"
+    # One status, in our words at the top and in health_score.level, in 1.7.0's inside.
+    assert doc["status"] == doc["health_score"]["level"] == "critical"
+    assert doc["health_score"]["status"] == "critical"
     assert doc["metrics"]["overall_p95_ms"] == pytest.approx(3000, rel=0.01)
     alert = doc["alerts"][0]
-    assert set(alert) == {"type", "severity", "reason_for_trigger", "triggered_by"}
+    assert set(alert) == {
+        "type",
+        "kind",
+        "message",
+        "severity",
+        "reason_for_trigger",
+        "trend_direction",
+        "triggered_by",
+    }
     assert alert["type"] == "latency_spike" and alert["severity"] == "critical"
 
 
@@ -229,7 +239,10 @@ async def test_prometheus_is_off_unless_asked() -> None:
     async with client(app2) as c:
         await c.get("/items/1")
         text = (await c.get("/metrics")).text
-    assert 'alertengine_window_requests{service="checkout",route="/items/{item_id}"} 1' in text
+    assert (
+        'alertengine_route_latency_seconds_count{route="/items/{item_id}",service="checkout"} 1.0'
+        in text
+    )
     assert "# TYPE alertengine_health_score gauge" in text
 
 

@@ -115,6 +115,16 @@ async def test_outage_fails_closed_buffers_counts_overflow_and_recovers(
         assert seen["status"] != "unknown"
         assert seen["metrics"]["sample_size"] == 5 + 6 + 7
         assert seen["window"]["replicas"] == 2
+        # ...and says what it is missing: the 2 + 3 + 4 requests of outage seconds 1..3 that
+        # overflowed the buffer, where they were lost, and that its answer is incomplete.
+        t0 = int(FakeClock().t)
+        assert seen["window"]["gap"] == {
+            "complete": False,
+            "requests_missing": 2 + 3 + 4,
+            "seconds_affected": 3,
+            "spans": [[t0 + 1, t0 + 3]],
+        }
+        assert "9 requests missing" in seen["summary"]
     finally:
         await engine.aclose()
         await reader.aclose()

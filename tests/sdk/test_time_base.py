@@ -51,12 +51,14 @@ async def test_polling_often_or_never_yields_the_same_health() -> None:
     often, base_often, seen = await run(1)
     sometimes, base_sometimes, _ = await run(13)
     assert base_never == base_often == base_sometimes
+    for doc in (never, often, sometimes):
+        doc.pop("instance_id")  # three engines, three process ids; everything else is equal
     assert never == often == sometimes
     # And the run did exercise learning and the spike: this is not a vacuous equality.
     assert base_never.warm(Thresholds(baseline_warmup=10))
-    during_spike = [d for d in seen if "rate_of_change" in {a["type"] for a in d["alerts"]}]
+    during_spike = [d for d in seen if "rate_of_change" in {a["kind"] for a in d["alerts"]}]
     assert during_spike, "the 10x spike below absolute thresholds must be caught"
-    assert all(d["status"] == d["health_score"]["status"] for d in seen)
+    assert all(d["status"] == d["health_score"]["level"] for d in seen)
     degrading = [d["health_score"]["trend"] for d in seen[88:]]
     assert "degrading" in degrading and "improving" in degrading
 

@@ -44,7 +44,7 @@ def test_report_counts_exactly_the_requests_in_the_window(
     assert m["status_4xx_count"] == sum(1 for e in inside if 400 <= e[3] < 500)
     for route in {e[1] for e in inside}:
         assert doc["routes"][route]["count"] == sum(1 for e in inside if e[1] == route)
-    assert doc["status"] == doc["health_score"]["status"]
+    assert doc["status"] == doc["health_score"]["level"]
     if inside:
         worst = max(e[2] for e in inside)
         assert m["p99_ms"] <= worst * 1.01 + 0.005  # reported rounded to 0.01 ms

@@ -33,6 +33,8 @@ def snapshot_from_health(
     status = status if isinstance(status, str) else "unknown"
     if status == "degraded":  # the original's word for what it also calls critical
         status = "warning"
+    elif status == "healthy":  # 1.7.0's health_score.status word for ok
+        status = "ok"
     err = _num(metrics.get("error_rate_5xx"))
     if err is None:
         err = _num(metrics.get("error_rate"))

@@ -30,7 +30,11 @@ class SDKConfig(BaseSettings):
     max_routes: int = Field(1000, ge=1, le=100_000, description="route templates tracked")
     route_detail_limit: int = Field(50, ge=0, description="routes listed in /health/alerts")
     history_minutes: int = Field(60, ge=1, le=1440, description="per-minute aggregates kept")
-    store: Literal["memory", "redis"] = "memory"
+    store: Literal["memory", "redis", "multiprocess"] = "memory"
+    multiproc_dir: str | None = Field(
+        None,
+        description="worker processes of one host merge their windows through this directory",
+    )
     redis_url: str | None = Field(
         None, validation_alias=AliasChoices("ALERTENGINE_REDIS_URL", "REDIS_URL", "redis_url")
     )
@@ -50,4 +54,13 @@ class SDKConfig(BaseSettings):
     def _redis_needs_url(self) -> SDKConfig:
         if self.store == "redis" and not self.redis_url:
             raise ValueError("store='redis' needs redis_url (or REDIS_URL)")
+        if self.store == "multiprocess" and not self.multiproc_dir:
+            raise ValueError("store='multiprocess' needs multiproc_dir (ALERTENGINE_MULTIPROC_DIR)")
         return self
+
+    @property
+    def effective_store(self) -> Literal["memory", "redis", "multiprocess"]:
+        """A multiprocess directory alone switches the default in-memory store to it."""
+        if self.store == "memory" and self.multiproc_dir:
+            return "multiprocess"
+        return self.store

@@ -99,8 +99,11 @@ def build_endpoints(engine: AlertEngine) -> dict[str, Handler]:
     if engine.config.prometheus:
 
         async def prometheus(scope: Scope, receive: Receive, send: Send) -> None:
-            body = (await engine.prometheus_text()).encode()
-            await _respond(send, 200, body, b"text/plain; version=0.0.4; charset=utf-8")
+            accept = ",".join(
+                v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"accept"
+            )
+            body, content_type = await engine.prometheus_exposition(accept)
+            await _respond(send, 200, body, content_type.encode("latin-1"))
 
         handlers[PROMETHEUS_PATH] = prometheus
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import logging
 import os
 import socket
 import time
@@ -23,13 +24,22 @@ from alertengine.sdk.endpoints import Handler, build_endpoints
 from alertengine.sdk.history import MinuteHistory
 from alertengine.sdk.learner import BaselineLearner
 from alertengine.sdk.middleware import AlertEngineMiddleware, ASGIApp
-from alertengine.sdk.prometheus import render
+from alertengine.sdk.multiproc import DirectoryStore
+from alertengine.sdk.prometheus import Snapshot, exposition
 from alertengine.sdk.publisher import CircuitBreaker, Publisher, decode_bucket
-from alertengine.sdk.report import build_report, unavailable_report
+from alertengine.sdk.report import Coverage, build_report, find_gaps, unavailable_report
 from alertengine.sdk.stores import MetricsStore, RedisStore
 from alertengine.sdk.window import Bucket, RollingWindow
 
 SIMULATED_ROUTE = "<simulated>"
+#: A failure on the request path is logged at most this often (it may repeat per request).
+LOG_EVERY_S = 60.0
+
+log = logging.getLogger("alertengine.sdk")
+
+
+def _replica_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def _redact(url: str | None) -> str | None:
@@ -57,7 +67,8 @@ class AlertEngine:
         self.config = config
         self.clock: Callable[[], float] = clock or time.time
         self.timer: Callable[[], float] = timer or time.perf_counter
-        self.replica = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._pid = os.getpid()
+        self.replica = _replica_id()
         self.learner = BaselineLearner(config.thresholds, config.window_s)
         self.minutes = MinuteHistory(config.history_minutes)
         self.window = RollingWindow(
@@ -65,11 +76,15 @@ class AlertEngine:
             max_routes=config.max_routes,
             on_close=(self.learner.observe, self.minutes.observe),
         )
-        if store is None and config.store == "redis":
+        if store is None and config.effective_store == "redis":
             assert config.redis_url is not None  # checked by SDKConfig
             store = RedisStore(
                 config.redis_url, prefix=config.redis_prefix, timeout_s=config.redis_timeout_s
             )
+        elif store is None and config.effective_store == "multiprocess":
+            assert config.multiproc_dir is not None  # checked by SDKConfig
+            store = DirectoryStore(config.multiproc_dir)
+            store.ensure_directory()  # a directory that cannot be used fails at instrument()
         self.store = store
         self.breaker = CircuitBreaker(
             config.breaker_failures, config.breaker_reset_s, clock=time.monotonic
@@ -89,6 +104,7 @@ class AlertEngine:
         self.internal_errors = 0
         self.read_errors = 0
         self.last_internal_error: str | None = None
+        self._last_logged: tuple[str, float] | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock: asyncio.Lock | None = None
         self._cached: tuple[tuple[int, int, int], dict[str, Any]] | None = None
@@ -103,11 +119,36 @@ class AlertEngine:
         return AlertEngineMiddleware(app, self)
 
     def note_internal_error(self, exc: BaseException) -> None:
+        """Count (and log, rate-limited) a failure of ours; the host app never sees it."""
         self.internal_errors += 1
-        self.last_internal_error = f"{type(exc).__name__}: {exc}"[:300]
+        cause = f"{type(exc).__name__}: {exc}"[:300]
+        self.last_internal_error = cause
+        now = time.monotonic()
+        last = self._last_logged
+        if last is None or last[0] != cause or now - last[1] >= LOG_EVERY_S:
+            self._last_logged = (cause, now)
+            log.warning(
+                "alertengine SDK internal error (%s); the app's requests are unaffected; "
+                "%d so far (see /metrics/ingestion)",
+                cause,
+                self.internal_errors,
+            )
+
+    def _adopt_process(self) -> None:
+        """After a fork (gunicorn ``--preload``) this is a new process: a new replica id, so
+        workers created from one parent never write over each other's data."""
+        if os.getpid() == self._pid:
+            return
+        self._pid = os.getpid()
+        self.replica = _replica_id()
+        if self.publisher is not None:
+            self.publisher.replica = self.replica
+        self._task = None
+        self._lock = None
 
     def start_background(self) -> None:
         """Start the publishing task in the running loop (idempotent; no-op without a store)."""
+        self._adopt_process()
         self.started = True
         if self.publisher is None or (self._task is not None and not self._task.done()):
             return
@@ -119,6 +160,14 @@ class AlertEngine:
         self._task = loop.create_task(self._run(), name="alertengine-publisher")
 
     async def _run(self) -> None:
+        if isinstance(self.store, DirectoryStore):
+            # Counted among the workers from the start, not only after its first request.
+            try:
+                await self.store.register(
+                    self.config.service, self.replica, self.config.window_s + 60
+                )
+            except Exception as exc:
+                self.note_internal_error(exc)
         while True:
             await asyncio.sleep(self.config.publish_interval_s)
             try:
@@ -173,13 +222,15 @@ class AlertEngine:
                 doc["generated_at"] = round(now, 3)
                 return doc
             buckets: list[Bucket] = self.window.buckets(now)
-            replicas = 1
+            coverage = Coverage()
+            per_replica: dict[str, list[Bucket]] = {}
             if self.store is not None:
                 if not self.breaker.allow():
                     return unavailable_report(
                         now=now,
                         service=c.service,
                         window_s=c.window_s,
+                        instance_id=self.replica,
                         reason=f"{self.store.name} circuit breaker open",
                     )
                 sec = int(now)
@@ -195,10 +246,10 @@ class AlertEngine:
                         now=now,
                         service=c.service,
                         window_s=c.window_s,
+                        instance_id=self.replica,
                         reason=f"{self.store.name}: {type(exc).__name__}",
                     )
                 self.breaker.success()
-                others: set[str] = set()
                 decoded: dict[tuple[str, int], tuple[bytes, Bucket]] = {}
                 for replica, sec_, payload in rows:
                     if replica == self.replica:
@@ -212,9 +263,9 @@ class AlertEngine:
                         continue
                     decoded[(replica, sec_)] = (payload, bucket)
                     buckets.append(bucket)
-                    others.add(replica)
+                    per_replica.setdefault(replica, []).append(bucket)
                 self._decoded = decoded
-                replicas += len(others)
+                coverage = self._coverage(per_replica)
             doc = build_report(
                 buckets,
                 now=now,
@@ -223,7 +274,9 @@ class AlertEngine:
                 thresholds=c.thresholds,
                 baseline=self.learner.baseline,
                 route_limit=c.route_detail_limit,
-                replicas=replicas,
+                replicas=1 + sum(1 for b in per_replica.values() if b),
+                coverage=coverage,
+                instance_id=self.replica,
             )
             if self.store is None:
                 self._cached = (key, copy.deepcopy(doc))
@@ -231,8 +284,34 @@ class AlertEngine:
         except Exception as exc:
             self.note_internal_error(exc)
             return unavailable_report(
-                now=now, service=c.service, window_s=c.window_s, reason="internal error"
+                now=now,
+                service=c.service,
+                window_s=c.window_s,
+                reason="internal error",
+                instance_id=self.replica,
             )
+
+    def _coverage(self, per_replica: dict[str, list[Bucket]]) -> Coverage:
+        """Which processes this answer covers (ourselves included) and what it misses."""
+        missing, spans = find_gaps(per_replica)
+        with_data = {r for r, b in per_replica.items() if b}
+        if isinstance(self.store, DirectoryStore):
+            m = self.store.membership
+            exited = (m.exited & with_data) - {self.replica}
+            covered = (m.live | with_data | {self.replica}) - exited
+            return Coverage(
+                scope="host",
+                processes=len(covered) + len(exited),
+                processes_exited=len(exited),
+                requests_missing=missing,
+                gap_spans=spans,
+            )
+        return Coverage(
+            scope="shared",
+            processes=1 + len(with_data),
+            requests_missing=missing,
+            gap_spans=spans,
+        )
 
     def history(self) -> dict[str, Any]:
         """Per-minute aggregates of this replica's closed seconds (the open one excluded)."""
@@ -284,16 +363,23 @@ class AlertEngine:
             "config": cfg,
         }
 
-    async def prometheus_text(self) -> str:
+    async def prometheus_exposition(self, accept: str = "") -> tuple[bytes, str]:
+        """``/metrics``: body and content type (text 0.0.4 or OpenMetrics, per ``accept``)."""
         p = self.publisher
-        return render(await self.health(), self.window.recorded, p.counters.dropped if p else 0)
+        snapshot = Snapshot(
+            report=await self.health(),
+            recorded_total=self.window.recorded,
+            dropped_total=p.counters.dropped if p else 0,
+            instance_id=self.replica,
+        )
+        return exposition(snapshot, accept)
 
 
 def instrument(
     app: Any,
     *,
     service: str | None = None,
-    store: Literal["memory", "redis"] | MetricsStore | None = None,
+    store: Literal["memory", "redis", "multiprocess"] | MetricsStore | None = None,
     redis_url: str | None = None,
     config: SDKConfig | None = None,
     prometheus: bool | None = None,
@@ -305,7 +391,8 @@ def instrument(
 
     Arguments left as ``None`` come from ``config`` (default: ``SDKConfig()``, i.e. the
     ``ALERTENGINE_*`` environment). ``store`` is ``"memory"`` (this process only), ``"redis"``
-    (replicas share one view; needs ``redis_url`` or ``REDIS_URL``) or any
+    (replicas share one view; needs ``redis_url`` or ``REDIS_URL``), ``"multiprocess"`` (worker
+    processes of one host share one view through ``ALERTENGINE_MULTIPROC_DIR``) or any
     :class:`~alertengine.sdk.stores.MetricsStore`. Returns the :class:`AlertEngine` handle.
     Raises ``ValueError``/``TypeError`` on bad configuration; never raises at request time.
     """

@@ -107,11 +107,16 @@ class Publisher:
         self.breaker = breaker
         self.counters = IngestionCounters()
         self._closed: list[tuple[int, Bucket, int]] = []
+        self._befores: dict[int, int | None] = {}
         # second -> (payload, requests in it); ordered oldest first.
         self._pending: OrderedDict[int, tuple[bytes, int]] = OrderedDict()
         # second -> requests already in the store for it: a second published while open and
         # unchanged since needs no second trip (nor a place in the outage buffer).
         self._published: dict[int, int] = {}
+        # second -> (requests lost, the bucket's ``before``) for seconds dropped above: a small
+        # marker is published for each, so every reader's window says it has a gap there.
+        self._lost: dict[int, tuple[int, int | None]] = {}
+        self._lost_published: set[int] = set()
 
     def on_close(self, bucket: Bucket) -> None:
         """Called by the window on the request path: remember the bucket, nothing more."""
@@ -130,14 +135,14 @@ class Publisher:
         for sec, bucket, count in closed:
             if bucket.sec != sec:
                 # The ring reused the slot before we ran (the loop stalled a whole window).
-                self.counters.dropped += count
-                self.counters.dropped_buckets += 1
+                self._drop(sec, count, None)
                 continue
             if self._published.get(sec) == count:
                 self._pending.pop(sec, None)
                 continue
             self._pending[sec] = (encode_bucket(bucket), count)
             self._pending.move_to_end(sec)
+            self._befores[sec] = bucket.before
         if (
             current is not None
             and current.total.count
@@ -147,24 +152,44 @@ class Publisher:
             self._pending[current.sec] = (encode_bucket(current), current.total.count)
             self._pending.move_to_end(current.sec)
         while len(self._pending) > self.buffer_max:
-            _, (_, count) = self._pending.popitem(last=False)
-            self.counters.dropped += count
-            self.counters.dropped_buckets += 1
+            sec, (_, count) = self._pending.popitem(last=False)
+            self._drop(sec, count, self._befores.get(sec))
+        for sec in [s for s in self._befores if s not in self._pending]:
+            del self._befores[sec]
+
+    def _drop(self, sec: int, count: int, before: int | None) -> None:
+        self.counters.dropped += count
+        self.counters.dropped_buckets += 1
+        self._lost[sec] = (count, before)
+
+    def _markers(self, now: float) -> dict[int, bytes]:
+        """Markers for dropped seconds still inside ``ttl_s`` that no reader has seen yet."""
+        horizon = int(now) - self.ttl_s
+        for sec in [s for s in self._lost if s <= horizon]:
+            del self._lost[sec]
+            self._lost_published.discard(sec)
+        out: dict[int, bytes] = {}
+        for sec, (count, before) in self._lost.items():
+            if sec not in self._lost_published:
+                out[sec] = encode_bucket(Bucket(sec, before, lost=count))
+        return out
 
     async def tick(self, current: Bucket | None, now: float) -> bool:
         """Stage what closed (plus the open second) and try to publish. Never raises."""
         try:
             self._stage(current)
-            if not self._pending or not self.breaker.allow():
+            markers = self._markers(now)
+            if not (self._pending or markers) or not self.breaker.allow():
                 return not self._pending
             batch = {sec: payload for sec, (payload, _) in self._pending.items()}
-            await self.store.publish(self.service, self.replica, batch, self.ttl_s)
+            await self.store.publish(self.service, self.replica, {**markers, **batch}, self.ttl_s)
         except Exception as exc:
             self.counters.store_errors += 1
             self.counters.last_error = f"{type(exc).__name__}: {exc}"[:300]
             self.breaker.failure()
             return False
         self.breaker.success()
+        self._lost_published.update(markers)
         for sec in batch:
             _, count = self._pending.pop(sec, (b"", 0))
             self._published[sec] = count

@@ -9,15 +9,19 @@ severity,reason_for_trigger,triggered_by}]``) so existing pollers keep working, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from alertengine.sdk import compat
 from alertengine.sdk.scoring import (
     Baseline,
     Thresholds,
     compute_trend,
     score_health,
 )
+from alertengine.sdk.sketch import LatencySketch
 from alertengine.sdk.window import Bucket, Stats, merge_routes, merge_total, route_counts
 
 
@@ -42,14 +46,83 @@ def _stats_dict(s: Stats, window_s: int) -> dict[str, Any]:
     }
 
 
-def _window_meta(now: float, window_s: int, replicas: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Coverage:
+    """Whose data the answer merges, and what it knows is missing from the window."""
+
+    #: ``process`` (this process only), ``host`` (worker processes through a directory) or
+    #: ``shared`` (replicas through Redis or another shared store).
+    scope: str = "process"
+    #: Processes (replicas) the answer covers: running ones, plus exited ones with data left.
+    processes: int = 1
+    processes_exited: int = 0
+    #: Requests recorded by a replica that never reached this answer (see :func:`find_gaps`).
+    requests_missing: int = 0
+    #: ``[first, last]`` second ranges (inclusive) where those requests were lost.
+    gap_spans: tuple[tuple[int, int], ...] = field(default_factory=tuple)
+
+
+def find_gaps(
+    per_replica: Mapping[str, Iterable[Bucket]],
+) -> tuple[int, tuple[tuple[int, int], ...]]:
+    """Requests missing between a replica's consecutive seconds, and where they were lost.
+
+    Each bucket carries ``before``, the requests its replica had recorded before that second.
+    Within one replica, ``before + count`` of a second must equal ``before`` of the next second
+    present; any shortfall was recorded but never arrived (buffer overflow during a store
+    outage, a store that lost its data). Only losses *between* seconds in the window are
+    visible; pure.
+    """
+    missing = 0
+    spans: list[tuple[int, int]] = []
+    for buckets in per_replica.values():
+        for b in buckets:
+            if b.lost:  # the replica itself said it had to drop this second
+                missing += b.lost
+                spans.append((b.sec, b.sec))
+        chain = sorted((b for b in buckets if b.before is not None), key=lambda b: b.sec)
+        for prev, nxt in itertools.pairwise(chain):
+            assert prev.before is not None and nxt.before is not None
+            lost = nxt.before - (prev.before + prev.total.count + prev.lost)
+            if lost > 0:
+                missing += lost
+                # Adjacent seconds: what arrived of ``prev`` was an early (open) version.
+                between = nxt.sec - prev.sec > 1
+                spans.append((prev.sec + 1, nxt.sec - 1) if between else (prev.sec, prev.sec))
+    return missing, _merge_spans(spans)
+
+
+def _merge_spans(spans: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return tuple(out)
+
+
+def _window_meta(
+    now: float, window_s: int, replicas: int, coverage: Coverage | None = None
+) -> dict[str, Any]:
     end = int(now)
+    cov = coverage or Coverage(processes=replicas)
+    seconds_affected = sum(b - a + 1 for a, b in cov.gap_spans)
     return {
         "seconds": window_s,
         "bucket_seconds": 1,
         "start": end - window_s + 1,
         "end": end + 1,
         "replicas": replicas,
+        "scope": cov.scope,
+        "processes": cov.processes,
+        "processes_exited": cov.processes_exited,
+        "gap": {
+            "complete": cov.requests_missing == 0,
+            "requests_missing": cov.requests_missing,
+            "seconds_affected": seconds_affected,
+            "spans": [list(s) for s in cov.gap_spans],
+        },
     }
 
 
@@ -63,6 +136,8 @@ def build_report(
     baseline: Baseline | None = None,
     route_limit: int = 50,
     replicas: int = 1,
+    coverage: Coverage | None = None,
+    instance_id: str = "default",
 ) -> dict[str, Any]:
     """The health document for the seconds ``(now - window_s, now]`` of ``buckets``.
 
@@ -148,36 +223,112 @@ def build_report(
         "p95_critical_ms": _ms(health.p95_critical_ms),
         "routes_tracked": len(counts),
     }
+    metrics["webhook_p95_ms"], metrics["api_p95_ms"] = _webhook_and_api_p95(in_window, total)
     p95_fmt = "–" if p95 is None else f"{p95:.0f}"
     return {
         "service": service,
+        "service_name": service,
+        "instance_id": instance_id,
         "status": health.status,
         "health_score": {
             "score": health.score,
-            "status": health.status,
+            "status": compat.health_status(health.status),
+            "level": health.status,
             "trend": health.trend,
-            "components": health.components(),
+            "components": compat.components(health),
         },
         "metrics": metrics,
-        "alerts": [a.as_dict() for a in health.alerts],
+        "alerts": [
+            compat.alert(
+                a,
+                h=health,
+                p95_ms=p95,
+                error_rate=total.error_rate_5xx,
+                baseline=baseline,
+                thresholds=t,
+                recent_p95_ms=recent_p95,
+                prior_p95_ms=prior_p95,
+            )
+            for a in health.alerts
+        ],
+        "rate_of_change": compat.rate_of_change_events(
+            health,
+            recent_p95_ms=recent_p95,
+            prior_p95_ms=prior_p95,
+            thresholds=t,
+            window_s=window_s,
+            now=now,
+        ),
+        "adaptive_thresholds": compat.adaptive_thresholds(health, baseline, t, now),
         "routes": routes,
-        "window": _window_meta(now, window_s, replicas),
+        "window": _window_meta(now, window_s, replicas, coverage),
         "generated_at": round(now, 3),
+        "timestamp": int(now),
         "summary": f"{health.status}: score {health.score}, P95 {p95_fmt} ms, "
-        f"5xx {total.error_rate_5xx:.1%} over {total.count} requests",
+        f"5xx {total.error_rate_5xx:.1%} over {total.count} requests" + _coverage_note(coverage),
     }
 
 
+def _webhook_and_api_p95(buckets: Sequence[Bucket], total: Stats) -> tuple[float, float]:
+    """1.7.0's split: routes with "webhook" in their path, and the rest; 0.0 when none.
+
+    The rest is the total's sketch minus the webhook routes' bins (sketches are counts, so the
+    subtraction is exact), so thousands of API routes are never merged one by one.
+    """
+    webhook = Stats()
+    for b in buckets:
+        for route, s in b.routes.items():
+            if "webhook" in route.lower():
+                webhook.merge(s)
+    api = LatencySketch()
+    for key, n in total.sketch.bins.items():
+        left = n - webhook.sketch.bins.get(key, 0)
+        if left > 0:
+            api.bins[key] = left
+            api.count += left
+    w95 = webhook.sketch.quantile(0.95)
+    a95 = api.quantile(0.95)
+    return (round(w95, 1) if w95 is not None else 0.0, round(a95, 1) if a95 is not None else 0.0)
+
+
+def _coverage_note(coverage: Coverage | None) -> str:
+    if coverage is None:
+        return ""
+    note = ""
+    if coverage.scope != "process":
+        note += f" from {coverage.processes} processes"
+    if coverage.requests_missing:
+        note += f"; {coverage.requests_missing} requests missing from the window (data gap)"
+    return note
+
+
 def unavailable_report(
-    *, now: float, service: str, window_s: int, reason: str, replicas: int = 0
+    *,
+    now: float,
+    service: str,
+    window_s: int,
+    reason: str,
+    replicas: int = 0,
+    instance_id: str = "default",
 ) -> dict[str, Any]:
     """Fail closed: the store cannot be read, so the SDK says it does not know (never "ok")."""
+    text = f"metrics store unreachable: {reason}"
     return {
         "service": service,
+        "service_name": service,
+        "instance_id": instance_id,
         "status": "unknown",
-        "health_score": {"score": None, "status": "unknown", "trend": "stable", "components": {}},
+        "health_score": {
+            "score": None,
+            "status": "unknown",
+            "level": "unknown",
+            "trend": "stable",
+            "components": {"latency": None, "errors": None, "anomalies": None},
+        },
         "metrics": {
             "overall_p95_ms": None,
+            "webhook_p95_ms": None,
+            "api_p95_ms": None,
             "error_rate": None,
             "anomaly_score": None,
             "sample_size": 0,
@@ -192,13 +343,19 @@ def unavailable_report(
         "alerts": [
             {
                 "type": "store_unavailable",
+                "kind": "store_unavailable",
+                "message": text,
                 "severity": "critical",
-                "reason_for_trigger": f"metrics store unreachable: {reason}",
+                "reason_for_trigger": text,
+                "trend_direction": "stable",
                 "triggered_by": "store",
             }
         ],
+        "rate_of_change": [],
+        "adaptive_thresholds": None,
         "routes": {},
-        "window": _window_meta(now, window_s, replicas),
+        "window": _window_meta(now, window_s, replicas, Coverage(processes=replicas)),
         "generated_at": round(now, 3),
+        "timestamp": int(now),
         "summary": f"unknown: metrics store unreachable ({reason})",
     }

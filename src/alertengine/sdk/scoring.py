@@ -35,6 +35,12 @@ class Thresholds(BaseModel):
     warning_score: int = Field(70, ge=1, le=100, description="score below this is a warning")
     critical_score: int = Field(40, ge=0, le=99, description="score below this is critical")
     min_samples: int = Field(5, ge=1, description="fewer requests than this: no penalties")
+    error_rate_baseline: float = Field(
+        0.005,
+        ge=0,
+        le=1,
+        description="normal 5xx share assumed until one is learned (alerts' baseline_comparison)",
+    )
     # -- baseline, anomaly and adaptive thresholds -----------------------------------------
     baseline_alpha: float = Field(
         0.02, gt=0, le=1, description="EMA weight of each healthy closed second"

@@ -96,7 +96,9 @@ class RedisStore:
         self, service: str, replica: str, payloads: Mapping[int, bytes], ttl_s: int
     ) -> None:
         try:
-            pipe = self._redis().pipeline(transaction=False)
+            # MULTI/EXEC on both sides: a reader sees all of one publish or none of it, so a
+            # closed second and the next one never look like a gap between them.
+            pipe = self._redis().pipeline(transaction=True)
             for sec, payload in payloads.items():
                 key = self._key(service, sec)
                 pipe.hset(key, replica, payload)
@@ -108,7 +110,7 @@ class RedisStore:
 
     async def fetch(self, service: str, lo: int, hi: int) -> list[tuple[str, int, bytes]]:
         try:
-            pipe = self._redis().pipeline(transaction=False)
+            pipe = self._redis().pipeline(transaction=True)
             secs = list(range(lo + 1, hi + 1))
             for sec in secs:
                 pipe.hgetall(self._key(service, sec))

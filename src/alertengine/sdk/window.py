@@ -78,26 +78,47 @@ class Stats:
 class Bucket:
     """One second of traffic: per-route stats and their total."""
 
-    __slots__ = ("closed", "routes", "sec", "total")
+    __slots__ = ("before", "closed", "lost", "routes", "sec", "total")
 
-    def __init__(self, sec: int = -1) -> None:
+    def __init__(self, sec: int = -1, before: int | None = None, lost: int = 0) -> None:
         self.sec = sec
         self.routes: dict[str, Stats] = {}
         self.total = Stats()
         self.closed = False
+        # Requests this replica had recorded before this second: consecutive seconds of one
+        # replica must chain (before + count = the next one's before), so a reader can tell
+        # requests that never reached it (an outage's overflow, a store that lost data).
+        self.before = before
+        # A marker a publisher sends for a second it had to drop: requests recorded, lost.
+        self.lost = lost
 
-    def reset(self, sec: int) -> None:
+    def reset(self, sec: int, before: int | None = None) -> None:
         self.sec = sec
         self.routes = {}
         self.total = Stats()
         self.closed = False
+        self.before = before
+        self.lost = 0
 
     def to_wire(self) -> dict[str, Any]:
-        return {"sec": self.sec, "routes": {r: s.to_wire() for r, s in self.routes.items()}}
+        wire: dict[str, Any] = {
+            "sec": self.sec,
+            "routes": {r: s.to_wire() for r, s in self.routes.items()},
+        }
+        if self.before is not None:
+            wire["before"] = self.before
+        if self.lost:
+            wire["lost"] = self.lost
+        return wire
 
     @classmethod
     def from_wire(cls, wire: dict[str, Any]) -> Bucket:
-        b = cls(int(wire["sec"]))
+        before = wire.get("before")
+        b = cls(
+            int(wire["sec"]),
+            int(before) if before is not None else None,
+            max(0, int(wire.get("lost", 0))),
+        )
         for route, stats in wire["routes"].items():
             s = Stats.from_wire(stats)
             b.routes[str(route)] = s
@@ -164,7 +185,7 @@ class RollingWindow:
         self._close(self._cur)
         slot = self._ring[sec % len(self._ring)]
         if slot.sec != sec:
-            slot.reset(sec)
+            slot.reset(sec, self.recorded)
         self._cur = slot
         return slot
 
