@@ -37,6 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from alertengine.ledger import parallel
 from alertengine.ledger.base import (
+    READ_ONLY,
     LedgerConflict,
     LedgerError,
     LedgerQuery,
@@ -95,6 +96,18 @@ class _Pending:
     drafts: list[EntryDraft]
     expect_seq: int | None
     future: asyncio.Future[list[Entry]]
+
+
+def _refusal(exc: RedisError) -> str | None:
+    """Plain words for a write Redis refused (its error replies start with a code)."""
+    text = str(exc)
+    if text.startswith("MISCONF"):
+        return "Redis cannot persist (disk full or not writable)"
+    if text.startswith("OOM"):
+        return "Redis out of memory"
+    if text.startswith("READONLY"):
+        return READ_ONLY
+    return None
 
 
 def client_from_url(url: str, *, max_connections: int = 64) -> aioredis.Redis:
@@ -299,7 +312,14 @@ class RedisLedgerStore:
         except _UNAVAILABLE as exc:
             raise LedgerUnavailable(f"Redis ledger unreachable: {exc}") from exc
         except RedisError as exc:
-            raise LedgerError(f"Redis ledger error: {exc}") from exc
+            raise LedgerError(f"Redis ledger error: {exc}", cause=_refusal(exc)) from exc
+
+    async def check_writable(self) -> None:
+        """One tiny write outside every chain: Redis may answer reads and refuse writes
+        (MISCONF after a failed save on a full disk, OOM, a read-only replica)."""
+        if self._key is None:
+            return
+        await self._call(self._r.set(f"{self._prefix}probe", "1", px=60_000))
 
     # -- writing -----------------------------------------------------------------------------
     async def append(
