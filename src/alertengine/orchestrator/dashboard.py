@@ -336,7 +336,16 @@ class Dashboard:
         return handler
 
     def _context(self, s: Session) -> dict[str, Any]:
-        return {"session": s, "mode": self.rt.orch.mode.value}
+        orch = self.rt.orch
+        # What is down and why: the store's own words for the admin, classified words
+        # ("disk full") for a tenant (an error text may name paths or hosts).
+        causes = orch.health.causes() if s.admin else orch.health.short_causes()
+        return {
+            "session": s,
+            "mode": orch.mode.value,
+            "mode_since": orch.mode_since,
+            "mode_causes": causes,
+        }
 
     async def _ledger_refusal(
         self, s: Session, owner: str, incident_id: str | None, request: Request
@@ -436,7 +445,8 @@ class Dashboard:
                 t.tenant, t.service
             )  # another replica (or this one before a restart) may have observed it
             last = hist[-1] if hist else None
-            targets.append({"service": t.service, "last": last})
+            blind = self.rt.orch.blind.get((t.tenant, t.service))
+            targets.append({"service": t.service, "last": last, "blind": blind})
         return self.page(
             request,
             "incidents.html",
@@ -492,9 +502,13 @@ class Dashboard:
         head = await self.rt.ledger.head(s.tenant_id)
         count = await self.rt.ledger.count(s.tenant_id)
         result = await self.rt.ledger.verify(s.tenant_id)
+        writable = self.rt.orch.components.get("ledger", True)
+        cause = self._context(s)["mode_causes"].get("ledger", "")
         return self.page(
             request,
             "ledger.html",
+            writable=writable,
+            unwritable_cause=cause,
             head=head,
             count=count,
             result=result,

@@ -179,7 +179,7 @@ class Orchestrator:
         except LedgerError as exc:
             # A failed write is proof the ledger is down; a success proves nothing (most
             # observations only read), so only the tick's write check brings it back.
-            await self._ledger_failed(exc)
+            await self.ledger_failed(exc)
             return None
 
     async def _learn_baseline(self, t: TargetConfig, s: HealthSnapshot) -> None:
@@ -223,7 +223,7 @@ class Orchestrator:
             try:
                 await self.engine.refresh(tenant_id)
             except LedgerError as exc:
-                await self._ledger_failed(exc)
+                await self.ledger_failed(exc)
                 return None
         return await self.observe(t, snap, body)
 
@@ -280,7 +280,7 @@ class Orchestrator:
             try:
                 await hook()
             except LedgerError as exc:
-                await self._ledger_failed(exc)
+                await self.ledger_failed(exc)
             except Exception:
                 log.exception("tick hook failed")
         await self.save_history()
@@ -302,7 +302,7 @@ class Orchestrator:
             try:
                 await self.engine.refresh(tenant_id)
             except LedgerError as exc:
-                await self._ledger_failed(exc)
+                await self.ledger_failed(exc)
         return mine, SWEEP in held
 
     async def save_history(self, *, force: bool = False) -> None:
@@ -398,7 +398,8 @@ class Orchestrator:
         if self._note(name, ok, detail, short):
             await self._flush_system()
 
-    async def _ledger_failed(self, exc: LedgerError) -> None:
+    async def ledger_failed(self, exc: LedgerError) -> None:
+        """A ledger write failed (here or in a collaborator): the ledger is down, with why."""
         await self._component("ledger", False, _ledger_cause(exc), exc.cause)
 
     def _note(self, name: str, ok: bool, detail: str = "", short: str = "") -> bool:
