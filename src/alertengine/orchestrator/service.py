@@ -44,6 +44,8 @@ log = logging.getLogger("alertengine.orchestrator")
 SYSTEM_TENANT = "_system"
 BASELINES = "baselines"
 BASELINE_PERSIST_EVERY_S = 60.0
+#: While EMERGENCY lasts, the log says so again this often (the cause with it).
+EMERGENCY_REMINDER_S = 60.0
 
 
 @dataclass
@@ -92,6 +94,7 @@ class Orchestrator:
         self.blind: dict[tuple[str, str], dict[str, Any]] = {}
         self.blind_polls: dict[str, int] = {}
         self._lease_errors_seen = 0
+        self._reminded_at = clock.now()
         #: One flush at a time: two tasks flushing together wrote one entry twice.
         self._flush_lock = asyncio.Lock()
         self.stats = LoopStats()
@@ -389,6 +392,15 @@ class Orchestrator:
         else:
             self._note("ledger", True)
         await self._flush_system()
+        now = self.clock.now()
+        if self.mode is Mode.EMERGENCY and now - self._reminded_at >= EMERGENCY_REMINDER_S:
+            # Whoever starts watching the log mid-outage learns what is wrong, and since when.
+            self._reminded_at = now
+            log.warning(
+                "orchestrator still EMERGENCY after %.0f s (%s)",
+                now - self.mode_since,
+                "; ".join(f"{n}: {c}" for n, c in self.health.causes().items()),
+            )
 
     async def set_component(self, name: str, ok: bool, detail: str = "") -> None:
         """For collaborators (providers, diagnosers) to report their health."""
@@ -424,6 +436,7 @@ class Orchestrator:
         because = "; ".join(f"{n}: {c}" for n, c in causes.items()) or f"{name} is back"
         log.warning("orchestrator mode %s -> %s (%s)", self.mode.value, mode.value, because)
         self.mode, self.mode_reasons, self.mode_since = mode, culprits, now
+        self._reminded_at = now
         self._pending_system.append(entry)
         return True
 
