@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from alertengine.ledger import parallel
@@ -99,14 +99,14 @@ class _Pending:
 
 
 def _refusal(exc: RedisError) -> str | None:
-    """Plain words for a write Redis refused (its error replies start with a code)."""
-    text = str(exc)
-    if text.startswith("MISCONF"):
-        return "Redis cannot persist (disk full or not writable)"
-    if text.startswith("OOM"):
-        return "Redis out of memory"
-    if text.startswith("READONLY"):
+    """Plain words for a write Redis refused (redis-py maps some error codes to classes and
+    strips the code; others, like MISCONF, keep it in the text)."""
+    if isinstance(exc, ReadOnlyError):
         return READ_ONLY
+    if isinstance(exc, OutOfMemoryError):
+        return "Redis out of memory"
+    if str(exc).startswith("MISCONF"):
+        return "Redis cannot persist (disk full or not writable)"
     return None
 
 
