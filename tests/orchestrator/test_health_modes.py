@@ -6,11 +6,13 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from alertengine.clock import VirtualClock
-from alertengine.ledger import LedgerQuery
+from alertengine.ledger import LedgerError, LedgerQuery
+from alertengine.ledger.base import BAD_ENTRY
 from alertengine.ledger.memory import MemoryLedgerStore
 from alertengine.ledger.sqlite import SqliteLedgerStore
 from alertengine.orchestrator.config import parse_config
@@ -162,3 +164,13 @@ async def test_a_blind_target_opens_no_incident_and_is_reported_until_it_sees_ag
     await orch.observe(t, healthy)
     assert orch.status()["blind_targets"] == []
     assert await ledger.read(LedgerQuery(tenant_id="t")) == []
+
+
+async def test_an_entry_that_cannot_be_sealed_is_a_bug_not_a_ledger_outage() -> None:
+    ledger = MemoryLedgerStore(KEY)
+    _, orch = orchestrator(ledger)
+    with pytest.raises(LedgerError) as bad:
+        await orch.engine.record("t", None, kind="note", actor="x", data={"x": float("nan")})
+    assert bad.value.cause == BAD_ENTRY
+    await orch.ledger_failed(bad.value)
+    assert orch.mode is Mode.NORMAL and orch.components["ledger"]

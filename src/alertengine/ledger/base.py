@@ -35,6 +35,8 @@ class LedgerUnavailable(LedgerError):
 #: The causes a store gives a write it could not make (``LedgerError.cause``).
 DISK_FULL = "disk full"
 READ_ONLY = "read-only"
+#: Not the store's fault: the entries themselves cannot be sealed (a NaN, a non-JSON value).
+BAD_ENTRY = "bad entry"
 
 
 class LedgerConflict(LedgerError):

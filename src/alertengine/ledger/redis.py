@@ -37,6 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from alertengine.ledger import parallel
 from alertengine.ledger.base import (
+    BAD_ENTRY,
     READ_ONLY,
     LedgerConflict,
     LedgerError,
@@ -390,7 +391,7 @@ class RedisLedgerStore:
                 try:
                     sealed = seal_many(p.drafts, h[0], h[1])
                 except (ValueError, TypeError) as exc:
-                    outcomes.append(LedgerError(f"cannot seal the entries: {exc}"))
+                    outcomes.append(LedgerError(f"cannot seal the entries: {exc}", cause=BAD_ENTRY))
                     continue
                 if sealed:
                     h = (sealed[-1].seq, sealed[-1].hash)

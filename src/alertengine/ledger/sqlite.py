@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from alertengine.ledger import parallel
 from alertengine.ledger.base import (
+    BAD_ENTRY,
     DISK_FULL,
     READ_ONLY,
     LedgerConflict,
@@ -407,7 +408,7 @@ class SqliteLedgerStore:
                 try:
                     pairs = seal_many_encoded(req.drafts, head[0], head[1])
                 except (ValueError, TypeError) as exc:
-                    req.outcome = LedgerError(f"cannot seal the entries: {exc}")
+                    req.outcome = LedgerError(f"cannot seal the entries: {exc}", cause=BAD_ENTRY)
                     continue
                 sealed = [e for e, _ in pairs]
                 if sealed:

@@ -22,7 +22,7 @@ from alertengine.clock import Clock
 from alertengine.engine import IncidentEngine
 from alertengine.incidents import IncidentState
 from alertengine.ledger import LedgerError, LedgerStore
-from alertengine.ledger.base import WriteCheck
+from alertengine.ledger.base import BAD_ENTRY, WriteCheck
 from alertengine.orchestrator.baseline import Baseline, learn
 from alertengine.orchestrator.config import Config, TargetConfig
 from alertengine.orchestrator.history import (
@@ -412,6 +412,9 @@ class Orchestrator:
 
     async def ledger_failed(self, exc: LedgerError) -> None:
         """A ledger write failed (here or in a collaborator): the ledger is down, with why."""
+        if exc.cause == BAD_ENTRY:  # the entry was at fault, not the ledger: a bug, not a mode
+            log.error("a ledger entry could not be sealed: %s", exc)
+            return
         await self._component("ledger", False, _ledger_cause(exc), exc.cause)
 
     def _note(self, name: str, ok: bool, detail: str = "", short: str = "") -> bool:
@@ -421,8 +424,10 @@ class Orchestrator:
             return False
         mode, culprits = compute_mode(self.health.healthy())
         causes = self.health.causes()
-        if mode is self.mode:
+        if mode is self.mode:  # the mode stands, but what it stands on changed: say so
             self.mode_reasons = culprits
+            state = f"down: {causes[name]}" if name in causes else "back"
+            log.warning("component %s %s (mode stays %s)", name, state, mode.value)
             return False
         entry = {
             "from": str(self.mode.value),
