@@ -1,10 +1,12 @@
 """Issue 10, disk full under the SQLite ledger, with a real ``alertengine serve``.
 
-The ledger lives on a small tmpfs; the test fills it. The orchestrator must say so at once
-and keep saying so: EMERGENCY in ``/healthz`` (503) and the status, with the cause ("disk
-full", "database or disk is full") in both and in its log; one mode change for the whole
-outage, not one per tick; nothing moves while nothing can be recorded; and once space
-returns it comes back by itself, ledgering the EMERGENCY and the NORMAL entries then.
+The ledger lives on a small tmpfs; the test fills it while an incident waits for approval.
+The orchestrator must say so at once and keep saying so: EMERGENCY in ``/healthz`` (503) and
+the status, with the cause ("disk full", "database or disk is full") in both and in its log;
+one mode change for the whole outage, not one per tick; nothing moves while nothing can be
+recorded (an approval tried meanwhile changes nothing); once space returns it comes back by
+itself, ledgering the EMERGENCY and the NORMAL entries then, and the same link runs the
+recovery webhook exactly once.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -24,7 +27,18 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from alertengine.demo import _serve
-from tests.faults.ledger_fs import config, fill, health, healthz, status, system_modes, tmpfs
+from alertengine.ledger import LedgerQuery
+from alertengine.ledger.sqlite import SqliteLedgerStore
+from tests.faults.ledger_fs import (
+    TENANT,
+    config,
+    fill,
+    health,
+    healthz,
+    status,
+    system_modes,
+    tmpfs,
+)
 from tests.scale.cluster import SECRETS, Proc, Receiver, until, wait_http
 from tests.support.redis_server import free_port
 
@@ -101,11 +115,17 @@ async def test_full_disk_is_one_honest_emergency_that_ends_by_itself(tmp_path: P
                     return st["stats"]["polls"] >= 3 and st["mode"] == "NORMAL"
 
                 await until(polled, 30, "the orchestrator never polled its target")
+                score["v"] = 10.0  # the target breaks: an incident, and a person is asked
+
+                async def asked() -> list[dict[str, Any]]:
+                    return rx.messages
+
+                (msg,) = await until(asked, 30, "nobody was asked to approve")
+                token = parse_qs(urlsplit(str(msg["approve_url"])).query)["token"][0]
 
                 truncate_wal(db)
                 filler = disk / "filler"
                 fill(filler)
-                score["v"] = 10.0  # the target degrades while nothing can be recorded
 
                 async def emergency() -> tuple[int, dict[str, Any]] | None:
                     code, body = await healthz(c, base)
@@ -122,10 +142,14 @@ async def test_full_disk_is_one_honest_emergency_that_ends_by_itself(tmp_path: P
                     assert (code, body["mode"]) == (503, "EMERGENCY"), body
 
                 # It stays EMERGENCY for as long as the disk is full: no flapping per tick.
-                await ticks_pass(c, base, 12, still_emergency)
-                assert rx.messages == [] and rx.recoveries == []  # nothing moved
+                await ticks_pass(c, base, 6, still_emergency)
+                # Its own connection: on main a 500 here also closes the keep-alive one.
+                async with httpx.AsyncClient(timeout=10) as once:
+                    r = await once.post(f"{base}/action/recover/confirm", data={"token": token})
+                assert r.status_code != 200, r.text  # nothing can be recorded: nothing runs
+                await ticks_pass(c, base, 6, still_emergency)
+                assert len(rx.messages) == 1 and rx.recoveries == []  # nothing moved
 
-                score["v"] = 97.0
                 filler.unlink()
 
                 async def normal() -> bool:
@@ -137,6 +161,14 @@ async def test_full_disk_is_one_honest_emergency_that_ends_by_itself(tmp_path: P
                 def stays_normal(code: int, body: dict[str, Any]) -> None:
                     assert (code, body["mode"]) == (200, "NORMAL"), body
 
+                r = await c.post(f"{base}/action/recover/confirm", data={"token": token})
+                assert r.status_code == 200, r.text  # the same link, now that it can be kept
+
+                async def recovered() -> list[str]:
+                    return rx.recoveries
+
+                await until(recovered, 30, "the recovery webhook did not run")
+                score["v"] = 97.0
                 await ticks_pass(c, base, 6, stays_normal)
                 assert (await status(c, base))["pending_system_entries"] == 0
         finally:
@@ -144,6 +176,17 @@ async def test_full_disk_is_one_honest_emergency_that_ends_by_itself(tmp_path: P
         log = proc.tail(200_000)
         assert "EMERGENCY" in log and "database or disk is full" in log, log[-3000:]
         modes = await system_modes(db)  # also: every chain in the file verifies
+        ledger = SqliteLedgerStore(db, key=None)
+        try:
+            stages = [
+                e.stage
+                for e in await ledger.read(LedgerQuery(tenant_id=TENANT))
+                if e.kind == "transition"
+            ]
+        finally:
+            await ledger.close()
+    assert len(rx.recoveries) == 1, rx.recoveries  # exactly one webhook call
+    assert stages[:5] == ["DETECTED", "PROPOSED", "VALIDATED", "AUTHORIZED", "EXECUTED"], stages
     # One outage, one change each way, ledgered once the disk had room again.
     assert [e.decision for e in modes] == ["EMERGENCY", "NORMAL"], [e.reason for e in modes]
     assert "database or disk is full" in modes[0].reason
