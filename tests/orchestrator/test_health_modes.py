@@ -11,6 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alertengine.clock import VirtualClock
+from alertengine.engine import Change
+from alertengine.incidents import Stage
 from alertengine.ledger import LedgerError, LedgerQuery
 from alertengine.ledger.base import BAD_ENTRY
 from alertengine.ledger.memory import MemoryLedgerStore
@@ -174,3 +176,26 @@ async def test_an_entry_that_cannot_be_sealed_is_a_bug_not_a_ledger_outage() -> 
     assert bad.value.cause == BAD_ENTRY
     await orch.ledger_failed(bad.value)
     assert orch.mode is Mode.NORMAL and orch.components["ledger"]
+
+
+async def test_a_blind_target_is_not_judged_after_its_recovery_ran() -> None:
+    """Whether the recovery worked is unknown while the target is blind: no re-proposal."""
+    ledger = MemoryLedgerStore(KEY)
+    clock, orch = orchestrator(ledger)
+    t = CFG.targets[0]
+    sick = HealthSnapshot(
+        observed_at=clock.now(), score=20, status="critical", error_rate=0.5, sample_size=500
+    )
+    state = await orch.observe(t, sick)
+    assert state is not None and state.stage is Stage.VALIDATED
+    iid = state.incident_id
+    await orch.engine.transition("t", iid, Change(Stage.AUTHORIZED, "engineer:web:alice", "ok"))
+    await orch.engine.transition("t", iid, Change(Stage.EXECUTED, "orchestrator", "200"))
+    await clock.advance(Policy().post_execution_grace_s + 1)
+    state = await orch.observe(t, _blind_snapshot(clock.now()))
+    assert state is not None and state.stage is Stage.EXECUTED
+    sick = HealthSnapshot(
+        observed_at=clock.now(), score=20, status="critical", error_rate=0.5, sample_size=500
+    )
+    state = await orch.observe(t, sick)  # it sees again, still sick: now it is judged
+    assert state is not None and state.stage in (Stage.PROPOSED, Stage.VALIDATED)

@@ -23,6 +23,7 @@ from alertengine.incidents import IncidentState, Stage
 from alertengine.policy import (
     HealthSnapshot,
     Policy,
+    blindness,
     degradation,
     is_healthy,
     should_open,
@@ -181,7 +182,9 @@ class Pipeline:
                     Change(Stage.RESOLVED, "policy", "health returned after the recovery ran"),
                 )
             executed_at = state.history[-1].at
-            if self.clock.now() >= executed_at + policy.post_execution_grace_s:
+            # A blind target cannot say whether the recovery worked: wait until it can.
+            late = self.clock.now() >= executed_at + policy.post_execution_grace_s
+            if late and blindness(s) is None:
                 return await self._move(
                     state,
                     Change(
