@@ -126,12 +126,14 @@ async def test_full_disk_is_one_honest_emergency_that_ends_by_itself(tmp_path: P
                 truncate_wal(db)
                 filler = disk / "filler"
                 fill(filler)
+                filled = time.monotonic()
 
                 async def emergency() -> tuple[int, dict[str, Any]] | None:
                     code, body = await healthz(c, base)
                     return (code, body) if code == 503 else None
 
                 code, body = await until(emergency, 20, "/healthz never said the disk is full")
+                noticed_after = time.monotonic() - filled
                 assert body["mode"] == "EMERGENCY" and not body["ok"], body
                 assert body["causes"]["ledger"] == "disk full", body
                 st = await status(c, base)
@@ -151,12 +153,14 @@ async def test_full_disk_is_one_honest_emergency_that_ends_by_itself(tmp_path: P
                 assert len(rx.messages) == 1 and rx.recoveries == []  # nothing moved
 
                 filler.unlink()
+                freed = time.monotonic()
 
                 async def normal() -> bool:
                     code, body = await healthz(c, base)
                     return code == 200 and body["mode"] == "NORMAL"
 
                 await until(normal, 40, "the orchestrator did not come back by itself")
+                back_after = time.monotonic() - freed
 
                 def stays_normal(code: int, body: dict[str, Any]) -> None:
                     assert (code, body["mode"]) == (200, "NORMAL"), body
@@ -191,3 +195,4 @@ async def test_full_disk_is_one_honest_emergency_that_ends_by_itself(tmp_path: P
     assert [e.decision for e in modes] == ["EMERGENCY", "NORMAL"], [e.reason for e in modes]
     assert "database or disk is full" in modes[0].reason
     assert modes[1].timestamp > modes[0].timestamp
+    print(f"disk full: EMERGENCY after {noticed_after:.1f} s, NORMAL {back_after:.1f} s later")
