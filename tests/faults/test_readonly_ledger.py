@@ -2,7 +2,10 @@
 
 The ledger lives on a loop-mounted ext4 image; the test makes its database and WAL files
 immutable (``chattr +i``: even root cannot write them, open descriptors included — the way a
-file system gone read-only behaves to a process that already has the file open). The
+file system gone read-only behaves to a process that already has the file open). Why not
+``chmod`` or a read-only remount: the tests run as root, whom file modes do not stop, and
+Linux refuses to remount read-only a file system with files open for writing (EBUSY) — the
+very state a running orchestrator keeps its ledger in. The
 orchestrator must go EMERGENCY with the cause in ``/healthz`` (503), the status and the log,
 stay there without flapping, and come back by itself once the files are writable again.
 """
@@ -68,9 +71,11 @@ async def test_read_only_ledger_is_one_emergency_that_ends_by_itself(tmp_path: P
                     return body if code == 503 else None
 
                 body = await until(emergency, 20, "/healthz never said the ledger is read-only")
-                assert body["mode"] == "EMERGENCY" and "ledger" in body["down"], body
+                assert body["mode"] == "EMERGENCY" and body["causes"]["ledger"] == "read-only"
                 st = await status(c, base)
+                # SQLite's own words, and what they mean here.
                 assert "disk I/O error" in st["causes"]["ledger"], st
+                assert "not writable" in st["causes"]["ledger"], st
 
                 def still_emergency(code: int, body: dict[str, Any]) -> None:
                     assert (code, body["mode"]) == (503, "EMERGENCY"), body

@@ -19,6 +19,7 @@ import asyncio
 import functools
 import hashlib
 import json
+import os
 import queue
 import sqlite3
 import threading
@@ -434,7 +435,7 @@ class SqliteLedgerStore:
                 con.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            failure = _write_failure(exc)
+            failure = _write_failure(exc, self.path)
             for req in group:
                 if not isinstance(req.outcome, BaseException):
                     req.outcome = failure
@@ -547,8 +548,13 @@ SYSTEM_PROBE = "_probe"
 _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL = 8, 10, 13
 
 
-def _write_failure(exc: sqlite3.Error) -> LedgerError:
-    """The error a failed commit gives its callers, with the cause in plain words."""
+def _write_failure(exc: sqlite3.Error, path: Path | None = None) -> LedgerError:
+    """The error a failed commit gives its callers, with the cause in plain words.
+
+    SQLite reports a file that became unwritable under an open connection (a read-only
+    file system, an immutable file) as a plain I/O error; ``access(2)`` tells them apart,
+    even for root.
+    """
     if isinstance(exc, sqlite3.IntegrityError):
         return LedgerError(f"the ledger refused the append: {exc}")
     code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
@@ -561,7 +567,18 @@ def _write_failure(exc: sqlite3.Error) -> LedgerError:
         cause = READ_ONLY
     elif primary == _SQLITE_IOERR or "i/o error" in text:
         cause = "I/O error"
+        if path is not None and _unwritable(path):
+            cause = READ_ONLY
+            return LedgerUnavailable(
+                f"the SQLite ledger could not commit: {exc} (its files are not writable)",
+                cause=cause,
+            )
     return LedgerUnavailable(f"the SQLite ledger could not commit: {exc}", cause=cause)
+
+
+def _unwritable(path: Path) -> bool:
+    files = [path, path.with_name(path.name + "-wal")]
+    return any(f.exists() and not os.access(f, os.W_OK) for f in files)
 
 
 def _open_ro(path: str | Path) -> sqlite3.Connection:
