@@ -62,3 +62,13 @@ async def test_an_unwritable_ledger_is_an_emergency_banner_with_its_cause(env):
     await sign_in(client, ADMIN_KEY, "acme")
     page = (await client.get("/dashboard/")).text
     assert "database or disk is full" in page  # the operator gets the store's own words
+
+
+async def test_a_target_another_replica_saw_blind_is_shown_blind_here(env):
+    rt, client = env
+    body = unavailable_report(now=rt.clock.now(), service="checkout", window_s=60, reason="x")
+    await rt.orch.push_health("acme", "checkout", body)
+    rt.orch.blind.clear()  # this replica did not see it; the shared history did
+    await sign_in(client, rt.new_keys["acme"])
+    page = (await client.get("/dashboard/")).text
+    assert "blind: it answers but cannot measure itself" in page

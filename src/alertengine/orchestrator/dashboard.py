@@ -446,6 +446,10 @@ class Dashboard:
             )  # another replica (or this one before a restart) may have observed it
             last = hist[-1] if hist else None
             blind = self.rt.orch.blind.get((t.tenant, t.service))
+            if blind is None and last is not None and last.reachable and last.score is None:
+                # Another replica polls it: its saved points say it answered without a score.
+                if last.source != "alertmanager":
+                    blind = {"since": None, "reason": "it answers but cannot measure itself"}
             targets.append({"service": t.service, "last": last, "blind": blind})
         return self.page(
             request,
