@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the system programs the test suite drives for real: redis-server and chromium.
+# Installs the system programs the test suite drives for real: redis-server, chromium, e2fsprogs.
 # Skips what is already there; uses apt-get (Debian) when something is missing.
 set -euo pipefail
 missing=()
@@ -7,6 +7,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager prometheus)
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # `promtool check metrics` (SDK)
+# tests/faults: a small ext4 image to make the ledger's files immutable (mkfs.ext4, chattr).
+command -v mkfs.ext4 >/dev/null 2>&1 && command -v chattr >/dev/null 2>&1 || missing+=(e2fsprogs)
 # `--bench`: also the load generator bench/scale.py prefers.
 if [ "${1:-}" = "--bench" ]; then command -v wrk >/dev/null 2>&1 || missing+=(wrk); fi
 if [ ${#missing[@]} -eq 0 ]; then

@@ -169,6 +169,19 @@ def _trusted(policy: Policy, s: HealthSnapshot) -> bool:
     return s.sample_size >= policy.min_sample_size
 
 
+def blindness(s: HealthSnapshot) -> str | None:
+    """Why a target that answered cannot say how it is, or None if it can (or did not answer).
+
+    A target whose SDK lost its own metrics store answers ``status: unknown`` with no score:
+    the app may be serving perfectly. That is the monitoring's outage, not the app's, so it
+    opens no incident (nobody should be asked to restart a healthy app); the orchestrator
+    reports the target as blind instead.
+    """
+    if s.reachable and s.source != "alertmanager" and s.status == "unknown" and s.score is None:
+        return s.detail or "status unknown"
+    return None
+
+
 def degradation(policy: Policy, s: HealthSnapshot, unreachable_streak: int = 0) -> Decision:
     """Is this snapshot bad enough to open an incident? Each signal alone suffices.
 
@@ -182,8 +195,9 @@ def degradation(policy: Policy, s: HealthSnapshot, unreachable_streak: int = 0) 
         return Decision(False, f"target unreachable ({unreachable_streak} polls so far)")
     if s.source == "alertmanager":
         return Decision(True, f"Alertmanager alert firing: {s.detail}")
-    if s.status == "unknown" and s.score is None:
-        return Decision(True, f"target cannot measure itself: {s.detail or 'status unknown'}")
+    why = blindness(s)
+    if why is not None:  # its own monitoring failed (e.g. its metrics store), not the target
+        return Decision(False, f"target is blind: it answers but cannot measure itself ({why})")
     if not _trusted(policy, s):
         return Decision(False, f"only {s.sample_size} requests (< {policy.min_sample_size})")
     reasons = []

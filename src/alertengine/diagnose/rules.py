@@ -7,6 +7,7 @@ files, and explains it with the evidence it used. Same input, same output, no ne
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -58,9 +59,15 @@ class Signature:
 
 
 def _num(*values: Any) -> float | None:
+    """The first finite number among ``values`` (NaN, infinities and huge ints are noise)."""
     for v in values:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return float(v)
+            try:
+                f = float(v)
+            except OverflowError:
+                continue
+            if math.isfinite(f):
+                return f
     return None
 
 

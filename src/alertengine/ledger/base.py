@@ -17,9 +17,26 @@ from alertengine.ledger.chain import Checkpoint, Entry, EntryDraft, VerifyResult
 class LedgerError(Exception):
     """The ledger could not do what was asked; nothing was written."""
 
+    #: Short, secret-free words for health pages and mode entries ("disk full" …).
+    cause = "error"
+
+    def __init__(self, *args: object, cause: str | None = None) -> None:
+        super().__init__(*args)
+        if cause:
+            self.cause = cause
+
 
 class LedgerUnavailable(LedgerError):
     """The backing store is unreachable. Callers degrade (and retry), never drop entries."""
+
+    cause = "unreachable"
+
+
+#: The causes a store gives a write it could not make (``LedgerError.cause``).
+DISK_FULL = "disk full"
+READ_ONLY = "read-only"
+#: Not the store's fault: the entries themselves cannot be sealed (a NaN, a non-JSON value).
+BAD_ENTRY = "bad entry"
 
 
 class LedgerConflict(LedgerError):
@@ -111,3 +128,12 @@ class LedgerStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class WriteCheck(Protocol):
+    """A store that can prove it still writes (a full disk still answers every read)."""
+
+    async def check_writable(self) -> None:
+        """Commit a tiny write outside any chain; raise :class:`LedgerError` if it cannot."""
+        ...

@@ -11,7 +11,13 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 
-from alertengine.ledger.base import LedgerConflict, LedgerError, LedgerQuery, check_drafts
+from alertengine.ledger.base import (
+    BAD_ENTRY,
+    LedgerConflict,
+    LedgerError,
+    LedgerQuery,
+    check_drafts,
+)
 from alertengine.ledger.chain import (
     GENESIS_HASH,
     ChainVerifier,
@@ -45,7 +51,7 @@ class MemoryLedgerStore:
         try:
             sealed = seal_many(drafts, head_seq, chain[-1].hash if chain else GENESIS_HASH)
         except (ValueError, TypeError) as exc:
-            raise LedgerError(f"cannot seal the entries: {exc}") from exc
+            raise LedgerError(f"cannot seal the entries: {exc}", cause=BAD_ENTRY) from exc
         # Sealing can fail (a NaN, a non-JSON value): only touch state once it succeeded.
         self._chains.setdefault(tenant_id, chain).extend(sealed)
         last = sealed[-1]

@@ -32,11 +32,13 @@ from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from alertengine.ledger import parallel
 from alertengine.ledger.base import (
+    BAD_ENTRY,
+    READ_ONLY,
     LedgerConflict,
     LedgerError,
     LedgerQuery,
@@ -95,6 +97,18 @@ class _Pending:
     drafts: list[EntryDraft]
     expect_seq: int | None
     future: asyncio.Future[list[Entry]]
+
+
+def _refusal(exc: RedisError) -> str | None:
+    """Plain words for a write Redis refused (redis-py maps some error codes to classes and
+    strips the code; others, like MISCONF, keep it in the text)."""
+    if isinstance(exc, ReadOnlyError):
+        return READ_ONLY
+    if isinstance(exc, OutOfMemoryError):
+        return "Redis out of memory"
+    if str(exc).startswith("MISCONF"):
+        return "Redis cannot persist (disk full or not writable)"
+    return None
 
 
 def client_from_url(url: str, *, max_connections: int = 64) -> aioredis.Redis:
@@ -299,7 +313,14 @@ class RedisLedgerStore:
         except _UNAVAILABLE as exc:
             raise LedgerUnavailable(f"Redis ledger unreachable: {exc}") from exc
         except RedisError as exc:
-            raise LedgerError(f"Redis ledger error: {exc}") from exc
+            raise LedgerError(f"Redis ledger error: {exc}", cause=_refusal(exc)) from exc
+
+    async def check_writable(self) -> None:
+        """One tiny write outside every chain: Redis may answer reads and refuse writes
+        (MISCONF after a failed save on a full disk, OOM, a read-only replica)."""
+        if self._key is None:
+            return
+        await self._call(self._r.set(f"{self._prefix}probe", "1", px=60_000))
 
     # -- writing -----------------------------------------------------------------------------
     async def append(
@@ -370,7 +391,7 @@ class RedisLedgerStore:
                 try:
                     sealed = seal_many(p.drafts, h[0], h[1])
                 except (ValueError, TypeError) as exc:
-                    outcomes.append(LedgerError(f"cannot seal the entries: {exc}"))
+                    outcomes.append(LedgerError(f"cannot seal the entries: {exc}", cause=BAD_ENTRY))
                     continue
                 if sealed:
                     h = (sealed[-1].seq, sealed[-1].hash)

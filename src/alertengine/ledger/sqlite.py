@@ -19,6 +19,7 @@ import asyncio
 import functools
 import hashlib
 import json
+import os
 import queue
 import sqlite3
 import threading
@@ -31,6 +32,9 @@ from typing import Any, TypeVar
 
 from alertengine.ledger import parallel
 from alertengine.ledger.base import (
+    BAD_ENTRY,
+    DISK_FULL,
+    READ_ONLY,
     LedgerConflict,
     LedgerError,
     LedgerQuery,
@@ -94,6 +98,7 @@ BEGIN SELECT RAISE(ABORT, 'ledger heads cannot be deleted'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_heads_forward_only BEFORE UPDATE ON ledger_heads
 WHEN NEW.seq <= OLD.seq
 BEGIN SELECT RAISE(ABORT, 'a ledger head only moves forward'); END;
+CREATE TABLE IF NOT EXISTS ledger_probe (id INTEGER PRIMARY KEY, at REAL NOT NULL);
 """
 
 _SELECT = (
@@ -255,6 +260,8 @@ class _Append:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[list[Entry]]
     outcome: list[Entry] | BaseException | None = field(default=None)
+    #: A write-check: commit one row of ``ledger_probe`` (outside every chain) with the group.
+    probe: bool = False
 
 
 def _deliver(req: _Append) -> None:
@@ -332,6 +339,21 @@ class SqliteLedgerStore:
         # Shield: if the caller is cancelled, the writer still settles the future cleanly.
         return await asyncio.shield(fut)
 
+    async def check_writable(self) -> None:
+        """Commit one tiny row outside the chains, through the writer, like an append.
+
+        A full disk or a read-only file still answers reads, so only a write proves the
+        ledger can take the next entry. Raises :class:`LedgerUnavailable` with its cause.
+        """
+        if self._closed:
+            raise LedgerError("the ledger store is closed")
+        if self._key is None:
+            return  # a read-only ledger by design: nothing to prove
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[list[Entry]] = loop.create_future()
+        self._queue.put(_Append(SYSTEM_PROBE, [], None, loop, fut, probe=True))
+        await asyncio.shield(fut)
+
     def _write_loop(self) -> None:
         last_group = 1
         while True:
@@ -387,7 +409,7 @@ class SqliteLedgerStore:
                 try:
                     pairs = seal_many_encoded(req.drafts, head[0], head[1])
                 except (ValueError, TypeError) as exc:
-                    req.outcome = LedgerError(f"cannot seal the entries: {exc}")
+                    req.outcome = LedgerError(f"cannot seal the entries: {exc}", cause=BAD_ENTRY)
                     continue
                 sealed = [e for e, _ in pairs]
                 if sealed:
@@ -396,6 +418,10 @@ class SqliteLedgerStore:
                     rows.extend(_row_of(e, data_json) for e, data_json in pairs)
                 req.outcome = sealed
             con.executemany(_INSERT, rows)
+            if any(req.probe for req in group):
+                con.execute(
+                    "INSERT OR REPLACE INTO ledger_probe (id, at) VALUES (1, ?)", (time.time(),)
+                )
             con.executemany(
                 _UPSERT_HEAD,
                 [
@@ -409,11 +435,7 @@ class SqliteLedgerStore:
                 con.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            failure: LedgerError
-            if isinstance(exc, sqlite3.IntegrityError):
-                failure = LedgerError(f"the ledger refused the append: {exc}")
-            else:
-                failure = LedgerUnavailable(f"the SQLite ledger could not commit: {exc}")
+            failure = _write_failure(exc, self.path)
             for req in group:
                 if not isinstance(req.outcome, BaseException):
                     req.outcome = failure
@@ -518,6 +540,45 @@ class SqliteLedgerStore:
         self._reader.shutdown(wait=True)
         self._wcon.close()
         self._rcon.close()
+
+
+#: The tenant id a write-check is queued under (it writes no entry of any tenant).
+SYSTEM_PROBE = "_probe"
+
+_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL = 8, 10, 13
+
+
+def _write_failure(exc: sqlite3.Error, path: Path | None = None) -> LedgerError:
+    """The error a failed commit gives its callers, with the cause in plain words.
+
+    SQLite reports a file that became unwritable under an open connection (a read-only
+    file system, an immutable file) as a plain I/O error; ``access(2)`` tells them apart,
+    even for root.
+    """
+    if isinstance(exc, sqlite3.IntegrityError):
+        return LedgerError(f"the ledger refused the append: {exc}")
+    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(exc).lower()
+    cause: str | None = None
+    if primary == _SQLITE_FULL or "disk is full" in text:
+        cause = DISK_FULL
+    elif primary == _SQLITE_READONLY or "readonly" in text or "read-only" in text:
+        cause = READ_ONLY
+    elif primary == _SQLITE_IOERR or "i/o error" in text:
+        cause = "I/O error"
+        if path is not None and _unwritable(path):
+            cause = READ_ONLY
+            return LedgerUnavailable(
+                f"the SQLite ledger could not commit: {exc} (its files are not writable)",
+                cause=cause,
+            )
+    return LedgerUnavailable(f"the SQLite ledger could not commit: {exc}", cause=cause)
+
+
+def _unwritable(path: Path) -> bool:
+    files = [path, path.with_name(path.name + "-wal")]
+    return any(f.exists() and not os.access(f, os.W_OK) for f in files)
 
 
 def _open_ro(path: str | Path) -> sqlite3.Connection:

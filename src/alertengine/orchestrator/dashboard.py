@@ -338,9 +338,15 @@ class Dashboard:
     def _context(self, s: Session) -> dict[str, Any]:
         tenant = None if s.admin else s.tenant_id
         notifier = self.rt.notifier
+        orch = self.rt.orch
+        # What is down and why: the store's own words for the admin, classified words
+        # ("disk full") for a tenant (an error text may name paths or hosts).
+        causes = orch.health.causes() if s.admin else orch.health.short_causes()
         return {
             "session": s,
-            "mode": self.rt.orch.mode.value,
+            "mode": orch.mode.value,
+            "mode_since": orch.mode_since,
+            "mode_causes": causes,
             "unreachable": notifier.unreachable_approvers(tenant),
             "unreached": notifier.unreached_incidents(tenant),
         }
@@ -443,7 +449,12 @@ class Dashboard:
                 t.tenant, t.service
             )  # another replica (or this one before a restart) may have observed it
             last = hist[-1] if hist else None
-            targets.append({"service": t.service, "last": last})
+            blind = self.rt.orch.blind.get((t.tenant, t.service))
+            if blind is None and last is not None and last.reachable and last.score is None:
+                # Another replica polls it: its saved points say it answered without a score.
+                if last.source != "alertmanager":
+                    blind = {"since": None, "reason": "it answers but cannot measure itself"}
+            targets.append({"service": t.service, "last": last, "blind": blind})
         return self.page(
             request,
             "incidents.html",
@@ -499,9 +510,13 @@ class Dashboard:
         head = await self.rt.ledger.head(s.tenant_id)
         count = await self.rt.ledger.count(s.tenant_id)
         result = await self.rt.ledger.verify(s.tenant_id)
+        writable = self.rt.orch.components.get("ledger", True)
+        cause = self._context(s)["mode_causes"].get("ledger", "")
         return self.page(
             request,
             "ledger.html",
+            writable=writable,
+            unwritable_cause=cause,
             head=head,
             count=count,
             result=result,

@@ -25,6 +25,7 @@ from alertengine.policy import (
     Decision,
     HealthSnapshot,
     Policy,
+    blindness,
     degradation,
     is_healthy,
     should_open,
@@ -261,11 +262,11 @@ class Pipeline:
                     reason=v.reason,
                 )
         if state.stage is Stage.EXECUTED:
-            return await self._after_execution(policy, state, st)
+            return await self._after_execution(policy, state, s, st)
         return state
 
     async def _after_execution(
-        self, policy: Policy, state: IncidentState, st: Streaks
+        self, policy: Policy, state: IncidentState, s: HealthSnapshot, st: Streaks
     ) -> IncidentState | None:
         ended = self._ended(policy, state, st)
         if ended.yes:
@@ -275,7 +276,8 @@ class Pipeline:
             return await self._move(state, Change(Stage.RESOLVED, "policy", why))
         executed_at = state.history[-1].at
         grace = policy.post_execution_grace_s
-        if self.clock.now() >= executed_at + grace:
+        # A blind target cannot say whether the recovery worked: wait until it can.
+        if self.clock.now() >= executed_at + grace and blindness(s) is None:
             why = f"health did not return within {grace:.0f} s of the recovery"
             if state.alerts:
                 why = f"{grace:.0f} s after the recovery, {ended.reason}"

@@ -306,7 +306,18 @@ def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
     api = OrchestratorAPI(rt.orch, rt.registry, rt.settings.admin_key or None)
 
     async def healthz(_: Request) -> JSONResponse:
-        return JSONResponse({"ok": True, "mode": rt.orch.mode.value})
+        # EMERGENCY is not healthy: nothing can be recorded, so nothing may move. Load
+        # balancers and probes see a 503; the body names what is down and why, in the
+        # stores' classified words only ("disk full"), never paths or addresses.
+        orch = rt.orch
+        emergency = orch.mode is Mode.EMERGENCY
+        body: dict[str, Any] = {"ok": not emergency, "mode": orch.mode.value}
+        if orch.mode_reasons:
+            body["down"] = orch.mode_reasons
+            body["causes"] = orch.health.short_causes()
+        if orch.blind:
+            body["blind_targets"] = len(orch.blind)
+        return JSONResponse(body, status_code=503 if emergency else 200)
 
     def approvals_paused() -> str | None:
         if rt.orch.mode is Mode.EMERGENCY:

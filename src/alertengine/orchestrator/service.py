@@ -23,6 +23,7 @@ from alertengine.clock import Clock
 from alertengine.engine import IncidentEngine
 from alertengine.incidents import IncidentState
 from alertengine.ledger import LedgerError, LedgerStore
+from alertengine.ledger.base import BAD_ENTRY, WriteCheck
 from alertengine.orchestrator.alert_intake import AlertIntake
 from alertengine.orchestrator.baseline import Baseline, learn
 from alertengine.orchestrator.config import Config, TargetConfig
@@ -34,10 +35,10 @@ from alertengine.orchestrator.history import (
     merge,
 )
 from alertengine.orchestrator.leases import SWEEP, Leases, target_lease
-from alertengine.orchestrator.mode import Mode, compute_mode
+from alertengine.orchestrator.mode import Components, Mode, compute_mode
 from alertengine.orchestrator.pipeline import Diagnose, Pipeline, Target
 from alertengine.orchestrator.poller import poll, snapshot_from_health
-from alertengine.policy import HealthSnapshot, Policy, is_healthy
+from alertengine.policy import HealthSnapshot, Policy, blindness, is_healthy
 from alertengine.stores import StateStore
 
 log = logging.getLogger("alertengine.orchestrator")
@@ -45,6 +46,8 @@ log = logging.getLogger("alertengine.orchestrator")
 SYSTEM_TENANT = "_system"
 BASELINES = "baselines"
 BASELINE_PERSIST_EVERY_S = 60.0
+#: While EMERGENCY lasts, the log says so again this often (the cause with it).
+EMERGENCY_REMINDER_S = 60.0
 
 
 @dataclass
@@ -86,7 +89,16 @@ class Orchestrator:
         )
         self.mode = Mode.NORMAL
         self.mode_reasons: list[str] = []
-        self.components: dict[str, bool] = {"ledger": True, "store": True}
+        self.mode_since = clock.now()
+        #: Each dependency's health, with hysteresis (see :mod:`.mode`).
+        self.health = Components()
+        #: Targets that answer but cannot measure themselves: (tenant, service) -> since/why.
+        self.blind: dict[tuple[str, str], dict[str, Any]] = {}
+        self.blind_polls: dict[str, int] = {}
+        self._lease_errors_seen = 0
+        self._reminded_at = clock.now()
+        #: One flush at a time: two tasks flushing together wrote one entry twice.
+        self._flush_lock = asyncio.Lock()
         self.stats = LoopStats()
         #: Called when an incident reaches VALIDATED (issue links, notify approvers).
         self.validated_hooks: list[Callable[[IncidentState], Awaitable[None]]] = []
@@ -135,6 +147,33 @@ class Orchestrator:
 
     # -- observing --------------------------------------------------------------------------
 
+    @property
+    def components(self) -> dict[str, bool]:
+        return self.health.healthy()
+
+    def _see_blind(self, t: TargetConfig, s: HealthSnapshot) -> None:
+        """Track targets that answer without being able to measure themselves."""
+        key, name = (t.tenant, t.service), f"{t.tenant}/{t.service}"
+        why = blindness(s)
+        if why is not None:
+            self.blind_polls[name] = self.blind_polls.get(name, 0) + 1
+            if key not in self.blind:
+                log.warning(
+                    "target %s is blind: it answers but cannot measure itself (%s); "
+                    "no incident opens on that",
+                    name,
+                    why,
+                )
+                self.blind[key] = {"since": s.observed_at, "reason": why}
+            self.blind[key]["last_seen"] = s.observed_at
+        elif key in self.blind:
+            since = self.blind.pop(key)["since"]
+            log.warning(
+                "target %s can measure itself again after %.1f s blind",
+                name,
+                s.observed_at - since,
+            )
+
     async def observe(
         self,
         t: TargetConfig,
@@ -143,6 +182,7 @@ class Orchestrator:
         *,
         alerts: Sequence[Mapping[str, Any]] = (),
     ) -> IncidentState | None:
+        self._see_blind(t, snapshot)
         self._history_dirty.add((t.tenant, t.service))
         self.history.setdefault((t.tenant, t.service), deque(maxlen=HISTORY_POINTS)).append(
             Observation(
@@ -156,12 +196,12 @@ class Orchestrator:
         )
         await self._learn_baseline(t, snapshot)
         try:
-            state = await self.pipeline.observe(self._target(t), snapshot, body, alerts=alerts)
+            return await self.pipeline.observe(self._target(t), snapshot, body, alerts=alerts)
         except LedgerError as exc:
-            await self._component("ledger", False, f"ledger: {exc}")
+            # A failed write is proof the ledger is down; a success proves nothing (most
+            # observations only read), so only the tick's write check brings it back.
+            await self.ledger_failed(exc)
             return None
-        await self._component("ledger", True)
-        return state
 
     async def _learn_baseline(self, t: TargetConfig, s: HealthSnapshot) -> None:
         key = (t.tenant, t.service)
@@ -204,7 +244,7 @@ class Orchestrator:
             try:
                 await self.engine.refresh(tenant_id)
             except LedgerError as exc:
-                await self._component("ledger", False, f"ledger: {exc}")
+                await self.ledger_failed(exc)
                 return None
         return await self.observe(t, snap, body)
 
@@ -232,6 +272,15 @@ class Orchestrator:
     async def tick(self) -> None:
         """One loop iteration: poll every polled target concurrently, then run tick hooks."""
         started = time.perf_counter()
+        try:
+            await self._tick()
+        finally:  # whatever failed above, the mode must still say so
+            await self._check_dependencies()
+        self.stats.ticks += 1
+        self.stats.last_tick_at = self.clock.now()
+        self.stats.last_tick_ms = (time.perf_counter() - started) * 1000
+
+    async def _tick(self) -> None:
         polled = [t for t in self.config.targets if t.health_url]
         sweep = True
         if self.leases is not None:
@@ -248,14 +297,10 @@ class Orchestrator:
             try:
                 await hook()
             except LedgerError as exc:
-                await self._component("ledger", False, f"ledger: {exc}")
+                await self.ledger_failed(exc)
             except Exception:
                 log.exception("tick hook failed")
         await self.save_history()
-        await self._check_store()
-        self.stats.ticks += 1
-        self.stats.last_tick_at = self.clock.now()
-        self.stats.last_tick_ms = (time.perf_counter() - started) * 1000
 
     async def _leased(self, targets: list[TargetConfig]) -> tuple[list[TargetConfig], bool]:
         """The targets (and whether the sweep) this replica holds; renews its leases."""
@@ -274,7 +319,7 @@ class Orchestrator:
             try:
                 await self.engine.refresh(tenant_id)
             except LedgerError as exc:
-                await self._component("ledger", False, f"ledger: {exc}")
+                await self.ledger_failed(exc)
         return mine, SWEEP in held
 
     async def save_history(self, *, force: bool = False) -> None:
@@ -338,63 +383,119 @@ class Orchestrator:
 
     # -- degraded mode ----------------------------------------------------------------------
 
-    async def _check_store(self) -> None:
-        await self._component("store", await self.store.ping())
-        if not self.components.get("ledger", True):  # a replica polling nothing must notice too
-            try:
+    async def _check_dependencies(self) -> None:
+        """Once per tick: can the store and the ledger still do their job? Then ledger any
+        mode change that waits. Reads prove little (a full disk still reads): the store must
+        also have taken this tick's lease writes, the ledger must commit a write check."""
+        ok = await self.store.ping()
+        cause, short = ("", "") if ok else ("the state store does not answer", "unreachable")
+        if self.leases is not None:
+            errors = self.leases.errors
+            if ok and errors > self._lease_errors_seen:
+                ok, short = False, "refuses writes"
+                cause = f"the state store refused writes: {self.leases.last_error}"
+            self._lease_errors_seen = errors
+        self._note("store", ok, cause, short)
+        try:
+            if isinstance(self.ledger, WriteCheck):
+                await self.ledger.check_writable()
+            else:
                 await self.ledger.head(SYSTEM_TENANT)
-            except LedgerError:
-                return
-            await self._component("ledger", True)
+        except LedgerError as exc:
+            self._note("ledger", False, _ledger_cause(exc), exc.cause)
+        else:
+            self._note("ledger", True)
+        await self._flush_system()
+        now = self.clock.now()
+        if self.mode is Mode.EMERGENCY and now - self._reminded_at >= EMERGENCY_REMINDER_S:
+            # Whoever starts watching the log mid-outage learns what is wrong, and since when.
+            self._reminded_at = now
+            log.warning(
+                "orchestrator still EMERGENCY after %.0f s (%s)",
+                now - self.mode_since,
+                "; ".join(f"{n}: {c}" for n, c in self.health.causes().items()),
+            )
 
     async def set_component(self, name: str, ok: bool, detail: str = "") -> None:
         """For collaborators (providers, diagnosers) to report their health."""
         await self._component(name, ok, detail)
 
-    async def _component(self, name: str, ok: bool, detail: str = "") -> None:
-        if self.components.get(name) == ok and not (ok and self._pending_system):
+    async def _component(self, name: str, ok: bool, detail: str = "", short: str = "") -> None:
+        if self._note(name, ok, detail, short):
+            await self._flush_system()
+
+    async def ledger_failed(self, exc: LedgerError) -> None:
+        """A ledger write failed (here or in a collaborator): the ledger is down, with why."""
+        if exc.cause == BAD_ENTRY:  # the entry was at fault, not the ledger: a bug, not a mode
+            log.error("a ledger entry could not be sealed: %s", exc)
             return
-        self.components[name] = ok
-        mode, culprits = compute_mode(self.components)
-        if mode is not self.mode:
-            entry = {
-                "from": str(self.mode.value),
-                "to": str(mode.value),
-                "components": culprits,
-                "detail": detail,
-                "at": self.clock.now(),
-            }
-            log.warning("orchestrator mode %s -> %s (%s)", self.mode.value, mode.value, culprits)
-            self.mode, self.mode_reasons = mode, culprits
-            self._pending_system.append(entry)
-        await self._flush_system()
+        await self._component("ledger", False, _ledger_cause(exc), exc.cause)
+
+    def _note(self, name: str, ok: bool, detail: str = "", short: str = "") -> bool:
+        """Record one observation of a component; queue a mode entry if the mode changed."""
+        now = self.clock.now()
+        if not self.health.report(name, ok, detail, now, short=short):
+            return False
+        mode, culprits = compute_mode(self.health.healthy())
+        causes = self.health.causes()
+        if mode is self.mode:  # the mode stands, but what it stands on changed: say so
+            self.mode_reasons = culprits
+            state = f"down: {causes[name]}" if name in causes else "back"
+            log.warning("component %s %s (mode stays %s)", name, state, mode.value)
+            return False
+        entry = {
+            "from": str(self.mode.value),
+            "to": str(mode.value),
+            "components": culprits,
+            "causes": causes,
+            "detail": detail,
+            "at": now,
+            "replica": self.leases.holder if self.leases is not None else "",
+        }
+        because = "; ".join(f"{n}: {c}" for n, c in causes.items()) or f"{name} is back"
+        log.warning("orchestrator mode %s -> %s (%s)", self.mode.value, mode.value, because)
+        self.mode, self.mode_reasons, self.mode_since = mode, culprits, now
+        self._reminded_at = now
+        self._pending_system.append(entry)
+        return True
 
     async def _flush_system(self) -> None:
-        """Ledger mode changes; while the ledger is down they wait here, in order, not dropped."""
-        while self._pending_system:
-            e = self._pending_system[0]
-            try:
-                await self.engine.record(
-                    SYSTEM_TENANT,
-                    None,
-                    kind="mode",
-                    actor="orchestrator",
-                    decision=str(e["to"]),
-                    reason=f"mode {e['from']} -> {e['to']}"
-                    + (f": {', '.join(e['components'])} down" if e["components"] else ""),
-                    data=e,
-                )
-            except LedgerError:
-                self.components["ledger"] = False
-                return
-            self._pending_system.pop(0)
+        """Ledger mode changes; while the ledger is down they wait here, in order, not dropped.
+
+        Under a lock: two tasks flushing at once (concurrent polls reporting health) each
+        wrote the head entry, and the second then popped one it had not written.
+        """
+        async with self._flush_lock:
+            while self._pending_system:
+                e = self._pending_system[0]
+                down = e["components"]
+                try:
+                    await self.engine.record(
+                        SYSTEM_TENANT,
+                        None,
+                        kind="mode",
+                        actor="orchestrator",
+                        decision=str(e["to"]),
+                        reason=f"mode {e['from']} -> {e['to']}"
+                        + (f": {', '.join(down)} down" if down else "")
+                        + "".join(f"; {n}: {c}" for n, c in e["causes"].items()),
+                        data=e,
+                    )
+                except LedgerError as exc:
+                    self._note("ledger", False, _ledger_cause(exc), exc.cause)
+                    return
+                self._pending_system.pop(0)
 
     def status(self) -> dict[str, Any]:
         return {
             "mode": self.mode.value,
             "mode_reasons": self.mode_reasons,
+            "mode_since": self.mode_since,
+            "causes": self.health.causes(),
+            "recovering": self.health.recovering(),
             "components": dict(self.components),
             "pending_system_entries": len(self._pending_system),
+            "blind_targets": self.blind_targets(),
             "targets": len(self.config.targets),
             "loop_interval_s": self.config.orchestrator.loop_interval_s,
             "leases": self.leases.status() if self.leases is not None else None,
@@ -405,6 +506,19 @@ class Orchestrator:
                 "last_tick_at": self.stats.last_tick_at,
                 "last_tick_ms": round(self.stats.last_tick_ms, 2),
                 "errors": dict(self.stats.errors),
+                "blind_polls": dict(self.blind_polls),
             },
             **{key: section() for key, section in self.status_sections.items()},
         }
+
+    def blind_targets(self) -> list[dict[str, Any]]:
+        """Targets that answer but cannot measure themselves, as this replica last saw them."""
+        return [
+            {"tenant": tenant, "service": service, **info}
+            for (tenant, service), info in sorted(self.blind.items())
+        ]
+
+
+def _ledger_cause(exc: LedgerError) -> str:
+    """For status and the mode entry: the classified cause first, then the store's words."""
+    return f"{exc.cause}: {exc}" if exc.cause not in str(exc) else str(exc)
