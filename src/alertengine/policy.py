@@ -68,6 +68,12 @@ class Policy(BaseModel):
         False, description="the author of the last deploy may not be the only approver"
     )
     escalate_after_s: float = Field(180.0, gt=0, description="notify the next approver after")
+    require_passkey: bool = Field(
+        False, description="an approval needs a WebAuthn assertion from the person's device"
+    )
+    passkey_actions: tuple[str, ...] = Field(
+        (), description="require_passkey only for these actions (empty: every action)"
+    )
     # -- execution --------------------------------------------------------------------------
     webhook_attempts: int = Field(3, ge=1, le=10)
     webhook_backoff_s: float = Field(2.0, ge=0, description="2 s, 4 s, … exponential")
