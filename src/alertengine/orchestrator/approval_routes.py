@@ -32,7 +32,8 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; "
+        "form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     ),
 }
@@ -104,26 +105,28 @@ def _utc(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-async def _token_from_post(request: Request) -> str | None:
+async def _confirm_body(request: Request) -> tuple[str | None, Any]:
+    """The token and, from a passkey page's JSON, the WebAuthn assertion (else None)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_CONFIRM_BODY:
-        return None
+        return None, None
     ctype = request.headers.get("content-type", "")
     if "json" in ctype:
         raw = await request.body()
         if len(raw) > MAX_CONFIRM_BODY:
-            return None
+            return None, None
         try:
             body = json.loads(raw)
         except ValueError:
-            return None
+            return None, None
         token = body.get("token") if isinstance(body, dict) else None
-        return token if isinstance(token, str) else None
+        assertion = body.get("assertion") if isinstance(body, dict) else None
+        return (token if isinstance(token, str) else None), assertion
     if "form" in ctype:
         form = await request.form(max_files=0, max_fields=4)
         token = form.get("token")
-        return token if isinstance(token, str) else None
-    return None
+        return (token if isinstance(token, str) else None), None
+    return None, None
 
 
 def approval_routes(authorizer: Authorizer, templates_dir: str | Path | None = None) -> list[Route]:
@@ -153,13 +156,13 @@ def approval_routes(authorizer: Authorizer, templates_dir: str | Path | None = N
         )
 
     async def confirm(request: Request) -> Response:
-        token = await _token_from_post(request)
+        token, assertion = await _confirm_body(request)
         key = presented_key(request)
         # With an API key, the link must belong to that key's tenant.
         expected_tenant = await authorizer.tenants.authenticate(key) if key else None
         # A missing token is refused (and ledgered) like any other invalid one.
         result: ConfirmResult = await authorizer.confirm(
-            token or "", via="web", expected_tenant=expected_tenant
+            token or "", via="web", expected_tenant=expected_tenant, assertion=assertion
         )
         if _wants_json(request) or "json" in request.headers.get("content-type", ""):
             return JSONResponse(

@@ -39,6 +39,8 @@ from alertengine.notify.telegram import TelegramChannel
 from alertengine.notify.telegram_webhook import telegram_webhook_routes
 from alertengine.orchestrator.api import OrchestratorAPI
 from alertengine.orchestrator.approval_routes import approval_routes
+from alertengine.passkeys.routes import passkey_routes
+from alertengine.passkeys.service import Passkeys
 from alertengine.orchestrator.config import Config, TargetConfig
 from alertengine.orchestrator.dashboard import dashboard_routes
 from alertengine.orchestrator.diagnosers import build_diagnosis
@@ -166,6 +168,7 @@ async def build_runtime(
         config.orchestrator.base_url,
         on_authorized=on_authorized,
     )
+    authorizer.passkeys = Passkeys(orch.engine, store, clock, config.orchestrator.base_url)
 
     def webhook_for(tenant_id: str, service: str) -> tuple[str, str]:
         return holder["rt"].webhook_for(tenant_id, service)
@@ -307,6 +310,7 @@ def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         *api.routes(),
         *approval_routes(rt.authorizer),
+        *(passkey_routes(rt.authorizer.passkeys, rt.authorizer) if rt.authorizer.passkeys else []),
         *rt.extra_routes,
     ]
     return Starlette(
