@@ -36,7 +36,9 @@ class SoftAuthenticator:
     rp_id: str = "localhost"
     origin: str = "http://localhost:8700"
     counter: int = 0  # 0 = a passkey without a counter (most synced passkeys)
-    key: ec.EllipticCurvePrivateKey = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
+    key: ec.EllipticCurvePrivateKey = field(
+        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
+    )
     credential_id: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     user_handle: bytes = b""
 
@@ -47,7 +49,12 @@ class SoftAuthenticator:
         )
 
     def _auth_data(self, rp_id: str, flags: int, count: int, attested: bytes = b"") -> bytes:
-        return hashlib.sha256(rp_id.encode()).digest() + bytes([flags]) + struct.pack(">I", count) + attested
+        return (
+            hashlib.sha256(rp_id.encode()).digest()
+            + bytes([flags])
+            + struct.pack(">I", count)
+            + attested
+        )
 
     def create(self, options_json: str) -> dict[str, Any]:
         """navigator.credentials.create(): a ``none``-attestation registration response."""
@@ -55,7 +62,10 @@ class SoftAuthenticator:
         self.user_handle = base64url_to_bytes(options["user"]["id"])
         attested = bytes(16) + struct.pack(">H", len(self.credential_id)) + self.credential_id
         auth = self._auth_data(
-            options["rp"]["id"], FLAG_UP | FLAG_UV | FLAG_AT, self.counter, attested + self.cose_key()
+            options["rp"]["id"],
+            FLAG_UP | FLAG_UV | FLAG_AT,
+            self.counter,
+            attested + self.cose_key(),
         )
         cdj = _client_data("webauthn.create", base64url_to_bytes(options["challenge"]), self.origin)
         att = encode_cbor({"fmt": "none", "attStmt": {}, "authData": auth})

@@ -28,7 +28,9 @@ class PasskeySystem:
     def policy(self) -> Policy:
         return self.sys.policy
 
-    async def enroll(self, person: str, auth: SoftAuthenticator, tenant: str = "acme") -> Credential:
+    async def enroll(
+        self, person: str, auth: SoftAuthenticator, tenant: str = "acme"
+    ) -> Credential:
         link = await self.passkeys.issue_enrollment(tenant, person)
         options = await self.passkeys.registration_options(link.token)
         return await self.passkeys.finish_enrollment(link.token, auth.create(options))

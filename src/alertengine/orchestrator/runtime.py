@@ -39,8 +39,6 @@ from alertengine.notify.telegram import TelegramChannel
 from alertengine.notify.telegram_webhook import telegram_webhook_routes
 from alertengine.orchestrator.api import OrchestratorAPI
 from alertengine.orchestrator.approval_routes import approval_routes
-from alertengine.passkeys.routes import passkey_routes
-from alertengine.passkeys.service import Passkeys
 from alertengine.orchestrator.config import Config, TargetConfig
 from alertengine.orchestrator.dashboard import dashboard_routes
 from alertengine.orchestrator.diagnosers import build_diagnosis
@@ -57,6 +55,8 @@ from alertengine.orchestrator.wiring import (
     record_theory_choice,
     sweep_awaiting,
 )
+from alertengine.passkeys.routes import passkey_routes
+from alertengine.passkeys.service import Passkeys
 from alertengine.stores import StateStore
 from alertengine.tenants import TenantRegistry
 

@@ -218,8 +218,8 @@ class Passkeys:
         is redeemed once; every refusal is ledgered."""
         try:
             doc = await self.enrollment(token)
-        except PasskeyError as err:
-            await self._refuse_enrollment(None, err, token)
+        except PasskeyError as refused:
+            await self._refuse_enrollment(None, refused, token)
             raise
         tenant, person = str(doc["tenant"]), str(doc["person"])
         challenge = _str(doc.get("challenge"))
@@ -236,9 +236,9 @@ class Passkeys:
                 require_user_verification=True,
             )
         except (InvalidRegistrationResponse, InvalidJSONStructure, ValueError, KeyError) as exc:
-            err = PasskeyError(_problem_of(str(exc)), f"The new passkey was refused: {exc}", 400)
-            await self._refuse_enrollment(doc, err, token)
-            raise err from None
+            bad = PasskeyError(_problem_of(str(exc)), f"The new passkey was refused: {exc}", 400)
+            await self._refuse_enrollment(doc, bad, token)
+            raise bad from None
         ttl = max(0.0, float(doc["expires_at"]) - self.clock.now()) + 3600.0
         if not await self.store.claim("passkey_enroll:" + _token_hash(token), ttl):
             err = PasskeyError("used", "This enrollment link was already used.", 409)
@@ -331,8 +331,7 @@ class Passkeys:
             rp_id=self.rp_id,
             challenge=self.challenge_for(c, person_id, policy_version),
             allow_credentials=[
-                PublicKeyCredentialDescriptor(id=base64url_to_bytes(x.credential_id))
-                for x in creds
+                PublicKeyCredentialDescriptor(id=base64url_to_bytes(x.credential_id)) for x in creds
             ],
             user_verification=UserVerificationRequirement.REQUIRED,
         )
