@@ -17,7 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 POLICY_SEMVER = "1.0.0"
 ENV_PREFIX = "POLICY_"
@@ -83,6 +90,17 @@ class Policy(BaseModel):
     )
     # -- limits -----------------------------------------------------------------------------
     max_incidents_per_month: int = Field(1000, ge=0)
+
+    @field_validator("passkey_actions", mode="before")
+    @classmethod
+    def _actions(cls, v: Any) -> Any:
+        # From the environment: a JSON list, or names separated by commas.
+        if isinstance(v, str):
+            text = v.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return tuple(a.strip() for a in text.split(",") if a.strip())
+        return v
 
     @model_validator(mode="after")
     def _coherent(self) -> Policy:
