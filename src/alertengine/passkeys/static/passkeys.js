@@ -105,7 +105,9 @@
     }
     var r = await post(form.action, { token: token, assertion: assertion });
     var title = r.status === 200 ? "Approved" : (r.status === 202 ? "Approval recorded" : (r.data.message || "Refused"));
-    show(form, r.status, r.status === 200 || r.status === 202, title, r.data);
+    // Not enrolled (or a bad link): the options said why, in words the person can act on.
+    var detail = opts.status !== 200 && r.status >= 400 ? Object.assign({}, r.data, { message: opts.data.message || r.data.message }) : r.data;
+    show(form, r.status, r.status === 200 || r.status === 202, title, detail);
   }
 
   document.addEventListener("DOMContentLoaded", function () {
