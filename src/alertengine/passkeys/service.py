@@ -219,7 +219,9 @@ class Passkeys:
         try:
             doc = await self.enrollment(token)
         except PasskeyError as refused:
-            await self._refuse_enrollment(None, refused, token)
+            # A used or expired link is ledgered under its tenant; an unknown one under _system.
+            known = await self.store.get(ENROLLMENTS, _token_hash(token)) if token else None
+            await self._refuse_enrollment(known, refused, token)
             raise
         tenant, person = str(doc["tenant"]), str(doc["person"])
         challenge = _str(doc.get("challenge"))
