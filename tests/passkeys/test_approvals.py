@@ -113,6 +113,27 @@ async def test_two_copies_racing_with_one_counter_value_only_one_wins(pk: Passke
     assert sorted(r.status for r in results) == [200, 403]
 
 
+async def test_a_double_submit_is_used_not_a_clone(tmp_path: Path) -> None:
+    """Impatient taps send one assertion several times at once (SQLite: real thread hops,
+    so the requests interleave): one approves, the rest are 'used', none looks like a clone."""
+    import asyncio
+
+    pk = await build_passkey_system("sqlite", tmp_path)
+    try:
+        auth = SoftAuthenticator(counter=4)
+        await pk.enroll("alice", auth)
+        i = await validated_incident(pk.sys)
+        link = await pk.sys.authorizer.issue("acme", i, ALICE)
+        assertion = auth.get_for(await pk.options_for(link.token, "alice"))
+        results = await asyncio.gather(
+            *(pk.sys.authorizer.confirm(link.token, assertion=assertion) for _ in range(5))
+        )
+        assert sorted(r.status for r in results) == [200, 409, 409, 409, 409]
+        assert {r.problem for r in results} == {None, Problem.USED}
+    finally:
+        await pk.sys.close()
+
+
 @pytest.mark.parametrize(
     ("kw", "problem"),
     [

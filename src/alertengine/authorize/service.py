@@ -33,7 +33,7 @@ from alertengine.stores.base import StateStore
 from alertengine.tenants import SYSTEM_TENANT, TenantRegistry, engineer_identity, parse_identity
 
 if TYPE_CHECKING:
-    from alertengine.passkeys.service import Passkeys
+    from alertengine.passkeys.service import AssertionCheck, Passkeys
 
 log = logging.getLogger(__name__)
 
@@ -461,7 +461,7 @@ class Authorizer:
                     via,
                     actor=identity,
                 )
-        proof: Mapping[str, Any] | None = None
+        check: AssertionCheck | None = None
         if passkey_required(policy.require_passkey, policy.passkey_actions, c.action):
             # Only the person's device can make this approval: no assertion, no approval,
             # whatever the channel (an in-chat button cannot carry one).
@@ -470,21 +470,32 @@ class Authorizer:
                     c, Problem.PASSKEY_REQUIRED, "no passkey assertion", via, actor=identity
                 )
             check = await self.passkeys.check(c, person_of(identity), policy.version, assertion)
-            check = await self.passkeys.accept(check)
             if not check.ok:
-                return await self._refuse(
-                    c,
-                    Problem.PASSKEY_REFUSED,
-                    f"passkey {check.problem}: {check.message}",
-                    via,
-                    actor=identity,
-                    extra=check.ledger_data(),
-                )
-            proof = check.proof
+                return await self._refuse_passkey(c, check, via, identity)
         ttl = max(0.0, c.exp - self.clock.now()) + CLAIM_MARGIN_S
         if not await self.store.claim(_claim_key(c.jti), ttl, value=identity):
             return await self._refuse(c, Problem.USED, "token already used", via, actor=identity)
+        proof: Mapping[str, Any] | None = None
+        if check is not None and self.passkeys is not None:
+            # After the link's claim, so a double submit is "used", not a clone; a counter
+            # value already spent by another copy of the authenticator is refused here.
+            check = await self.passkeys.accept(check)
+            if not check.ok:
+                return await self._refuse_passkey(c, check, via, identity)
+            proof = check.proof
         return await self._record_approval(c, state, identity, via, token_sha, proof)
+
+    async def _refuse_passkey(
+        self, c: Claims, check: AssertionCheck, via: str, identity: str
+    ) -> ConfirmResult:
+        return await self._refuse(
+            c,
+            Problem.PASSKEY_REFUSED,
+            f"passkey {check.problem}: {check.message}",
+            via,
+            actor=identity,
+            extra=check.ledger_data(),
+        )
 
     async def _record_approval(
         self,
