@@ -1,5 +1,5 @@
-"""A software WebAuthn authenticator for tests: a real P-256 key (cryptography) producing
-real registration and assertion responses in the shapes browsers send, encoded with the
+"""A software WebAuthn authenticator for tests: a real P-256 or Ed25519 key (cryptography)
+producing real registration and assertion responses in the shapes browsers send, encoded with the
 WebAuthn library's own CBOR helper. It lets a test make what a browser cannot be asked to
 make: a cloned authenticator's stale counter, an assertion for another RP ID or origin."""
 
@@ -12,8 +12,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url, encode_cbor
 
 FLAG_UP, FLAG_UV, FLAG_AT = 0x01, 0x04, 0x40
@@ -36,17 +36,31 @@ class SoftAuthenticator:
     rp_id: str = "localhost"
     origin: str = "http://localhost:8700"
     counter: int = 0  # 0 = a passkey without a counter (most synced passkeys)
-    key: ec.EllipticCurvePrivateKey = field(
+    key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey = field(
         default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
     )
     credential_id: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     user_handle: bytes = b""
 
+    @classmethod
+    def ed25519(cls, **kw: Any) -> SoftAuthenticator:
+        return cls(key=ed25519.Ed25519PrivateKey.generate(), **kw)
+
     def cose_key(self) -> bytes:
-        pub = self.key.public_key().public_numbers()
+        if isinstance(self.key, ed25519.Ed25519PrivateKey):  # COSE OKP, EdDSA, Ed25519
+            raw = self.key.public_key().public_bytes(
+                serialization.Encoding.Raw, serialization.PublicFormat.Raw
+            )
+            return encode_cbor({1: 1, 3: -8, -1: 6, -2: raw})
+        pub = self.key.public_key().public_numbers()  # COSE EC2, ES256, P-256
         return encode_cbor(
             {1: 2, 3: -7, -1: 1, -2: pub.x.to_bytes(32, "big"), -3: pub.y.to_bytes(32, "big")}
         )
+
+    def _sign(self, data: bytes) -> bytes:
+        if isinstance(self.key, ed25519.Ed25519PrivateKey):
+            return self.key.sign(data)
+        return self.key.sign(data, ec.ECDSA(hashes.SHA256()))
 
     def _auth_data(self, rp_id: str, flags: int, count: int, attested: bytes = b"") -> bytes:
         return (
@@ -98,7 +112,7 @@ class SoftAuthenticator:
         flags = FLAG_UP | (FLAG_UV if user_verified else 0)
         auth = self._auth_data(rp_id or self.rp_id, flags, n)
         cdj = _client_data("webauthn.get", challenge, origin or self.origin)
-        sig = self.key.sign(auth + hashlib.sha256(cdj).digest(), ec.ECDSA(hashes.SHA256()))
+        sig = self._sign(auth + hashlib.sha256(cdj).digest())
         cid = bytes_to_base64url(self.credential_id)
         return {
             "id": cid,

@@ -61,6 +61,18 @@ async def test_enrolled_passkey_approves_and_the_ledger_holds_key_and_proof(
         await pk.sys.close()
 
 
+async def test_an_ed25519_security_key_approves_too(pk: PasskeySystem) -> None:
+    auth = SoftAuthenticator.ed25519(counter=3)
+    await pk.enroll("alice", auth)
+    i = await validated_incident(pk.sys)
+    assert (await pk.approve(i, ALICE, auth)).authorized
+    enrolled = [e for e in await entries(pk.sys, "acme") if e.decision == "enrolled"]
+    assert enrolled[0].data["public_key_cose"]
+    j = await validated_incident(pk.sys, service="billing")
+    assert (await pk.approve(j, ALICE, auth, count=4)).status == 403  # 4 was spent above
+    await _refusal(pk, "sign_count")
+
+
 async def test_confirm_without_assertion_is_refused_and_ledgered(pk: PasskeySystem) -> None:
     await pk.enroll("alice", SoftAuthenticator())
     i = await validated_incident(pk.sys)
