@@ -111,6 +111,10 @@ class Policy(BaseModel):
             )
         return self
 
+    def requires_passkey(self, action: str) -> bool:
+        """``require_passkey``, limited to ``passkey_actions`` when that is not empty."""
+        return self.require_passkey and (not self.passkey_actions or action in self.passkey_actions)
+
     @property
     def version(self) -> str:
         """``1.0.0+<8 hex>``: the semantic version and a hash of the effective values."""

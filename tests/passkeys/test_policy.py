@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alertengine.orchestrator.config import ConfigError, parse_config
-from alertengine.passkeys.binding import approval_challenge, passkey_required, person_of
+from alertengine.passkeys.binding import approval_challenge, person_of
 from alertengine.policy import Policy, PolicyError, load_policy
 
 
@@ -40,9 +40,8 @@ def test_tenant_table_and_environment() -> None:
 @given(st.booleans(), st.lists(st.text(min_size=1), max_size=3), st.text(min_size=1))
 def test_which_actions_need_a_passkey(require: bool, actions: list[str], action: str) -> None:
     expected = require and (not actions or action in actions)
-    assert passkey_required(require, tuple(actions), action) is expected
     policy = Policy(require_passkey=require, passkey_actions=tuple(actions))
-    assert passkey_required(policy.require_passkey, policy.passkey_actions, action) is expected
+    assert policy.requires_passkey(action) is expected
 
 
 _field = st.text(max_size=20)

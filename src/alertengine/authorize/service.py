@@ -27,7 +27,6 @@ from alertengine.authorize.tokens import (
 from alertengine.clock import Clock
 from alertengine.engine import Change, IncidentEngine, TransitionRefused
 from alertengine.incidents import IncidentState, Stage
-from alertengine.passkeys.binding import passkey_required, person_of
 from alertengine.policy import should_expire
 from alertengine.stores.base import StateStore
 from alertengine.tenants import SYSTEM_TENANT, TenantRegistry, engineer_identity, parse_identity
@@ -336,9 +335,7 @@ class Authorizer:
             approvals_required=state.approvals_required,
             expires_at=c.exp,
             opened_at=state.opened_at,
-            passkey_required=passkey_required(
-                policy.require_passkey, policy.passkey_actions, c.action
-            ),
+            passkey_required=policy.requires_passkey(c.action),
         )
 
     # -- confirming -------------------------------------------------------------------------
@@ -462,14 +459,14 @@ class Authorizer:
                     actor=identity,
                 )
         check: AssertionCheck | None = None
-        if passkey_required(policy.require_passkey, policy.passkey_actions, c.action):
+        if policy.requires_passkey(c.action):
             # Only the person's device can make this approval: no assertion, no approval,
             # whatever the channel (an in-chat button cannot carry one).
             if self.passkeys is None or assertion is None:
                 return await self._refuse(
                     c, Problem.PASSKEY_REQUIRED, "no passkey assertion", via, actor=identity
                 )
-            check = await self.passkeys.check(c, person_of(identity), policy.version, assertion)
+            check = await self.passkeys.check(c, identity, policy.version, assertion)
             if not check.ok:
                 return await self._refuse_passkey(c, check, via, identity)
         ttl = max(0.0, c.exp - self.clock.now()) + CLAIM_MARGIN_S

@@ -38,7 +38,6 @@ from alertengine.orchestrator.config import Config
 from alertengine.orchestrator.pipeline import Target
 from alertengine.orchestrator.preflight import missing_credentials
 from alertengine.orchestrator.settings import Settings
-from alertengine.passkeys.binding import passkey_required
 from alertengine.policy import HealthSnapshot
 from alertengine.tenants import TenantRegistry, engineer_identity
 
@@ -333,9 +332,7 @@ class Notifier:
         button opens the approval page, where the person's device signs."""
         policy = self.engine.policy_for(state.tenant_id)
         action = state.action or DEFAULT_ACTION
-        return channel == "telegram" and not passkey_required(
-            policy.require_passkey, policy.passkey_actions, action
-        )
+        return channel == "telegram" and not policy.requires_passkey(action)
 
     async def render(
         self, state: IncidentState, url: str, jti: str, expires_at: float, channel: str

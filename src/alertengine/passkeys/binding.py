@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 
 #: Bumped if the encoding below ever changes; it is part of the hashed bytes.
 BINDING_VERSION = 1
@@ -43,8 +42,3 @@ def approval_challenge(
     fields = [BINDING_VERSION, tenant, incident, action, jti, policy_version, person]
     encoded = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).digest()
-
-
-def passkey_required(require: bool, actions: Sequence[str], action: str) -> bool:
-    """Policy ``require_passkey`` with optional ``passkey_actions`` (empty: every action)."""
-    return require and (not actions or action in actions)

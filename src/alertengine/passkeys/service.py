@@ -39,7 +39,7 @@ from webauthn.helpers.structs import (
 from alertengine.authorize.tokens import Claims
 from alertengine.clock import Clock
 from alertengine.engine import IncidentEngine
-from alertengine.passkeys.binding import approval_challenge, person_actor
+from alertengine.passkeys.binding import approval_challenge, person_actor, person_of
 from alertengine.passkeys.credentials import Credential, CredentialStore
 from alertengine.stores.base import StateStore
 from alertengine.tenants import SYSTEM_TENANT
@@ -351,9 +351,11 @@ class Passkeys:
         )
 
     async def check(
-        self, c: Claims, person_id: str, policy_version: str, assertion: Any
+        self, c: Claims, approver: str, policy_version: str, assertion: Any
     ) -> AssertionCheck:
-        """Verify an assertion for this approval. Nothing is stored: see :meth:`accept`."""
+        """Verify ``approver``'s (an actor: ``person:<id>`` or ``engineer:<channel>:<id>``)
+        assertion for this approval. Nothing is stored: see :meth:`accept`."""
+        person_id = person_of(approver)
         if not isinstance(assertion, Mapping):
             return AssertionCheck("missing", "no passkey assertion")
         cred_id = _str(assertion.get("rawId") or assertion.get("id"), MAX_CREDENTIAL_ID)
