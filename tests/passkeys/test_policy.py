@@ -15,13 +15,14 @@ from alertengine.policy import Policy, PolicyError, load_policy
 def test_tenant_table_and_environment() -> None:
     cfg = parse_config(
         {
+            "orchestrator": {"base_url": "https://ae.example.com"},
             "tenants": [
                 {
                     "id": "acme",
                     "policy": {"require_passkey": True, "passkey_actions": ["rollback"]},
                 },
                 {"id": "beta"},
-            ]
+            ],
         }
     )
     acme, beta = cfg.policy_for("acme", {}), cfg.policy_for("beta", {})
@@ -35,6 +36,25 @@ def test_tenant_table_and_environment() -> None:
         load_policy({"POLICY_PASSKEY_ACTIONS": "[not json"})
     with pytest.raises(ConfigError, match="require_passkey"):
         parse_config({"tenants": [{"id": "acme", "policy": {"require_passkey": "maybe"}}]})
+
+
+@pytest.mark.parametrize(
+    ("base_url", "why"),
+    [
+        ("http://127.0.0.1:8700", "must be a domain name, not '127.0.0.1'"),
+        ("https://[::1]:8700", "must be a domain name"),
+        ("http://ae.example.com", "only on https:// pages"),
+    ],
+)
+def test_a_base_url_browsers_refuse_passkeys_on_stops_start_up(base_url: str, why: str) -> None:
+    tenants = [{"id": "acme", "policy": {"require_passkey": True}}]
+    with pytest.raises(ConfigError, match=r"orchestrator\.base_url: tenant acme requires") as err:
+        parse_config({"orchestrator": {"base_url": base_url}, "tenants": tenants})
+    assert why in str(err.value)
+    # Without the policy the same URL is fine, and https / http://localhost are fine with it.
+    parse_config({"orchestrator": {"base_url": base_url}, "tenants": [{"id": "acme"}]})
+    for ok in ("https://ae.example.com", "http://localhost:8700"):
+        parse_config({"orchestrator": {"base_url": ok}, "tenants": tenants})
 
 
 @given(st.booleans(), st.lists(st.text(min_size=1), max_size=3), st.text(min_size=1))
