@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test lint typecheck unit bench bench-overhead bench-ledger bench-authorize clean system-deps bench-simulate bench-detection bench-scale bench-soak bench-restart
+.PHONY: setup demo test lint typecheck unit bench bench-overhead bench-ledger bench-authorize clean system-deps bench-simulate bench-detection bench-scale bench-soak bench-restart bench-passkeys
 
 setup: $(STAMP)
 
@@ -48,6 +48,10 @@ bench-authorize: setup
 	@scripts/ensure-system-deps.sh --bench
 	$(BIN)/python bench/authorize.py --backend sqlite --wrk-seconds 5
 	$(BIN)/python bench/authorize.py --backend memory --wrk-seconds 5
+
+bench-passkeys: setup
+	$(BIN)/python bench/passkeys.py --backend sqlite
+	$(BIN)/python bench/passkeys.py --backend memory
 
 clean:
 	rm -rf $(VENV) .bench-venv .pytest_cache .mypy_cache .ruff_cache

@@ -30,6 +30,7 @@ def _register() -> None:
         ("alertengine.tenants_cli", "tenant"),
         ("alertengine.execute.cli", "dlq"),
         ("alertengine.simulate.cli", None),
+        ("alertengine.passkeys.cli", "person"),
         ("alertengine.demo", None),
     ):
         try:
@@ -39,7 +40,11 @@ def _register() -> None:
                 continue
             raise
         sub = mod.app
-        if name:
+        shared = next((g.typer_instance for g in app.registered_groups if g.name == name), None)
+        if name and shared is not None:
+            # Several areas add verbs to one group (``person``: the registry and passkeys).
+            shared.registered_commands.extend(sub.registered_commands)
+        elif name:
             app.add_typer(sub, name=name)
         else:
             for cmd in sub.registered_commands:

@@ -17,7 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 POLICY_SEMVER = "1.0.0"
 ENV_PREFIX = "POLICY_"
@@ -73,6 +80,12 @@ class Policy(BaseModel):
         False, description="the author of the last deploy may not be the only approver"
     )
     escalate_after_s: float = Field(180.0, gt=0, description="notify the next approver after")
+    require_passkey: bool = Field(
+        False, description="an approval needs a WebAuthn assertion from the person's device"
+    )
+    passkey_actions: tuple[str, ...] = Field(
+        (), description="require_passkey only for these actions (empty: every action)"
+    )
     # -- execution --------------------------------------------------------------------------
     webhook_attempts: int = Field(3, ge=1, le=10)
     webhook_backoff_s: float = Field(2.0, ge=0, description="2 s, 4 s, … exponential")
@@ -83,6 +96,17 @@ class Policy(BaseModel):
     # -- limits -----------------------------------------------------------------------------
     max_incidents_per_month: int = Field(1000, ge=0)
 
+    @field_validator("passkey_actions", mode="before")
+    @classmethod
+    def _actions(cls, v: Any) -> Any:
+        # From the environment: a JSON list, or names separated by commas.
+        if isinstance(v, str):
+            text = v.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return tuple(a.strip() for a in text.split(",") if a.strip())
+        return v
+
     @model_validator(mode="after")
     def _coherent(self) -> Policy:
         if self.recover_score < self.min_score_to_alert:
@@ -91,6 +115,10 @@ class Policy(BaseModel):
                 f"({self.min_score_to_alert}), or an incident could recover while still alerting"
             )
         return self
+
+    def requires_passkey(self, action: str) -> bool:
+        """``require_passkey``, limited to ``passkey_actions`` when that is not empty."""
+        return self.require_passkey and (not self.passkey_actions or action in self.passkey_actions)
 
     @property
     def version(self) -> str:

@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from alertengine.authorize.tokens import (
     Claims,
@@ -30,6 +30,9 @@ from alertengine.incidents import IncidentState, Stage
 from alertengine.policy import should_expire
 from alertengine.stores.base import StateStore
 from alertengine.tenants import SYSTEM_TENANT, TenantRegistry, engineer_identity, parse_identity
+
+if TYPE_CHECKING:
+    from alertengine.passkeys.service import AssertionCheck, Passkeys
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ _MESSAGES: dict[Problem, str] = {
     Problem.SELF_APPROVAL: "The author of the last deploy may not be the only approver.",
     Problem.ALREADY_APPROVED: "You have already approved this incident.",
     Problem.NOT_AWAITING: "This incident is not awaiting approval.",
+    Problem.PASSKEY_REQUIRED: "This approval needs your passkey, on the approval page.",
+    Problem.PASSKEY_REFUSED: "Your passkey did not prove this approval.",
 }
 
 
@@ -93,6 +98,7 @@ class Preview:
     approvals_required: int = 1
     expires_at: float | None = None
     opened_at: float | None = None
+    passkey_required: bool = False
 
     @property
     def status(self) -> int:
@@ -115,6 +121,7 @@ class Preview:
             "approvals_required": self.approvals_required,
             "expires_at": self.expires_at,
             "opened_at": self.opened_at,
+            "passkey_required": self.passkey_required,
         }
 
 
@@ -222,6 +229,8 @@ class Authorizer:
         self.on_authorized = on_authorized
         # Backpressure: a burst of confirms queues here instead of swamping the stores.
         self._gate = asyncio.Semaphore(max_concurrent)
+        #: Checks WebAuthn assertions where the policy says ``require_passkey``.
+        self.passkeys: Passkeys | None = None
 
     # -- issuing ----------------------------------------------------------------------------
 
@@ -309,6 +318,7 @@ class Authorizer:
             problem = Problem.NOT_AWAITING
         if problem is None and c.approver in state.approvers:
             problem = Problem.ALREADY_APPROVED
+        policy = self.engine.policy_for(c.tenant)
         return Preview(
             ok=problem is None,
             problem=problem,
@@ -325,18 +335,27 @@ class Authorizer:
             approvals_required=state.approvals_required,
             expires_at=c.exp,
             opened_at=state.opened_at,
+            passkey_required=policy.requires_passkey(c.action),
         )
 
     # -- confirming -------------------------------------------------------------------------
 
     async def confirm(
-        self, token: str, *, via: str = "web", expected_tenant: str | None = None
+        self,
+        token: str,
+        *,
+        via: str = "web",
+        expected_tenant: str | None = None,
+        assertion: Any = None,
     ) -> ConfirmResult:
-        """Redeem a token once. Every refusal is ledgered; the result carries the HTTP status."""
+        """Redeem a token once. Every refusal is ledgered; the result carries the HTTP status.
+        ``assertion``: the WebAuthn assertion (JSON) a ``require_passkey`` policy asks for."""
         async with self._gate:
-            return await self._confirm(token, via, expected_tenant)
+            return await self._confirm(token, via, expected_tenant, assertion)
 
-    async def _confirm(self, token: str, via: str, expected_tenant: str | None) -> ConfirmResult:
+    async def _confirm(
+        self, token: str, via: str, expected_tenant: str | None, assertion: Any = None
+    ) -> ConfirmResult:
         try:
             claims = self.signer.decode(token)
         except TokenError as err:
@@ -351,7 +370,9 @@ class Authorizer:
                 if await self.tenants.exists(expected_tenant)
                 else None,
             )
-        return await self._approve(claims, claims.approver, via, token_sha=token_fingerprint(token))
+        return await self._approve(
+            claims, claims.approver, via, token_sha=token_fingerprint(token), assertion=assertion
+        )
 
     async def confirm_identity(
         self, channel: str, user_id: str, callback_data: str
@@ -395,7 +416,9 @@ class Authorizer:
                 return await self._refuse(claims, Problem.EXPIRED, "link expired", channel)
         return await self._approve(claims, identity, channel, token_sha="")
 
-    async def _approve(self, c: Claims, identity: str, via: str, token_sha: str) -> ConfirmResult:
+    async def _approve(
+        self, c: Claims, identity: str, via: str, token_sha: str, assertion: Any = None
+    ) -> ConfirmResult:
         tenant = await self.tenants.get(c.tenant)
         if tenant is None:
             return await self._refuse(c, Problem.WRONG_TENANT, "tenant does not exist", via)
@@ -435,17 +458,56 @@ class Authorizer:
                     via,
                     actor=identity,
                 )
+        check: AssertionCheck | None = None
+        if policy.requires_passkey(c.action):
+            # Only the person's device can make this approval: no assertion, no approval,
+            # whatever the channel (an in-chat button cannot carry one).
+            if self.passkeys is None or assertion is None:
+                return await self._refuse(
+                    c, Problem.PASSKEY_REQUIRED, "no passkey assertion", via, actor=identity
+                )
+            check = await self.passkeys.check(c, identity, policy.version, assertion)
+            if not check.ok:
+                return await self._refuse_passkey(c, check, via, identity)
         ttl = max(0.0, c.exp - self.clock.now()) + CLAIM_MARGIN_S
         if not await self.store.claim(_claim_key(c.jti), ttl, value=identity):
             return await self._refuse(c, Problem.USED, "token already used", via, actor=identity)
-        return await self._record_approval(c, state, identity, via, token_sha)
+        proof: Mapping[str, Any] | None = None
+        if check is not None and self.passkeys is not None:
+            # After the link's claim, so a double submit is "used", not a clone; a counter
+            # value already spent by another copy of the authenticator is refused here.
+            check = await self.passkeys.accept(check)
+            if not check.ok:
+                return await self._refuse_passkey(c, check, via, identity)
+            proof = check.proof
+        return await self._record_approval(c, state, identity, via, token_sha, proof)
+
+    async def _refuse_passkey(
+        self, c: Claims, check: AssertionCheck, via: str, identity: str
+    ) -> ConfirmResult:
+        return await self._refuse(
+            c,
+            Problem.PASSKEY_REFUSED,
+            f"passkey {check.problem}: {check.message}",
+            via,
+            actor=identity,
+            extra=check.ledger_data(),
+        )
 
     async def _record_approval(
-        self, c: Claims, state: IncidentState, identity: str, via: str, token_sha: str
+        self,
+        c: Claims,
+        state: IncidentState,
+        identity: str,
+        via: str,
+        token_sha: str,
+        proof: Mapping[str, Any] | None = None,
     ) -> ConfirmResult:
-        data = {"jti": c.jti, "via": via, "recipient": c.approver}
+        data: dict[str, Any] = {"jti": c.jti, "via": via, "recipient": c.approver}
         if token_sha:
             data["token_sha256_prefix"] = token_sha
+        if proof is not None:
+            data["passkey"] = dict(proof)
         required = state.approvals_required
         if len({*state.approvers, identity}) >= required:
             return await self._authorize(c, identity, via, data, with_approval=True)
@@ -588,6 +650,7 @@ class Authorizer:
         *,
         actor: str | None = None,
         ledger_tenant: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> ConfirmResult:
         tenant_id = ledger_tenant or c.tenant
         if ledger_tenant is None and not await self.tenants.exists(c.tenant):
@@ -609,6 +672,7 @@ class Authorizer:
                 "recipient": c.approver,
                 "claimed_tenant": c.tenant,
                 "claimed_incident": c.incident,
+                **(extra or {}),
             },
             stage=Stage.AUTHORIZED if incident_id else None,
         )

@@ -70,6 +70,8 @@ class Problem(str, Enum):
     SELF_APPROVAL = "self_approval"
     ALREADY_APPROVED = "already_approved"
     NOT_AWAITING = "not_awaiting"
+    PASSKEY_REQUIRED = "passkey_required"
+    PASSKEY_REFUSED = "passkey_refused"
 
     def __str__(self) -> str:
         return self.value
@@ -90,6 +92,8 @@ _STATUS: dict[Problem, int] = {
     Problem.SELF_APPROVAL: 403,
     Problem.ALREADY_APPROVED: 409,
     Problem.NOT_AWAITING: 409,
+    Problem.PASSKEY_REQUIRED: 401,
+    Problem.PASSKEY_REFUSED: 403,
 }
 
 

@@ -53,6 +53,18 @@ app = typer.Typer(
 )
 
 TenantOpt = Annotated[str | None, typer.Option("--tenant", help="Only this tenant (default: all).")]
+ApprovalsOpt = Annotated[
+    bool,
+    typer.Option("--approvals", help="Re-check every approval's passkey proof, offline."),
+]
+ExportFileOpt = Annotated[
+    Path | None,
+    typer.Option("--file", help="With --approvals: a `ledger export` JSONL file, not a store."),
+]
+RequirePasskeysOpt = Annotated[
+    bool,
+    typer.Option("--require-passkeys", help="With --approvals: a bearer-only approval fails."),
+]
 
 
 def _open(url: str | None, key: bytes | None, err: Console) -> LedgerStore:
@@ -86,6 +98,9 @@ def verify_cmd(
     store_url: StoreUrlOpt = None,
     url: LegacyUrlOpt = None,
     as_json: JsonOpt = False,
+    approvals: ApprovalsOpt = False,
+    from_file: ExportFileOpt = None,
+    require_passkeys: RequirePasskeysOpt = False,
 ) -> None:
     """Re-hash and re-chain every entry and check the signed head.
 
@@ -93,6 +108,11 @@ def verify_cmd(
     ledger, or a ``--tenant`` this ledger has never heard of)."""
     console, err = stdout_console(), Console(stderr=True)
     url = store_url_option(store_url, url)
+    if approvals or from_file is not None:
+        from alertengine.ledger.approvals import verify_approvals_command
+
+        verify_approvals_command(tenant, url, from_file, as_json, require_passkeys)
+        return
     key = ledger_key_from_env()
     if key is None:
         err.print(

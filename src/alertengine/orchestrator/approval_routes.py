@@ -42,7 +42,8 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; "
+        "form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     ),
 }
@@ -114,26 +115,28 @@ def _utc(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-async def _token_from_post(request: Request) -> str | None:
+async def _confirm_body(request: Request) -> tuple[str | None, Any]:
+    """The token and, from a passkey page's JSON, the WebAuthn assertion (else None)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_CONFIRM_BODY:
-        return None
+        return None, None
     ctype = request.headers.get("content-type", "")
     if "json" in ctype:
         raw = await request.body()
         if len(raw) > MAX_CONFIRM_BODY:
-            return None
+            return None, None
         try:
             body = strict_json.loads(raw)
         except strict_json.JSONInputError:
-            return None
+            return None, None
         token = body.get("token") if isinstance(body, dict) else None
-        return token if isinstance(token, str) else None
+        assertion = body.get("assertion") if isinstance(body, dict) else None
+        return (token if isinstance(token, str) else None), assertion
     if "form" in ctype:
         form = await request.form(max_files=0, max_fields=4)
         token = form.get("token")
-        return token if isinstance(token, str) else None
-    return None
+        return (token if isinstance(token, str) else None), None
+    return None, None
 
 
 def approval_routes(
@@ -216,14 +219,14 @@ def approval_routes(
         why = unavailable() if unavailable is not None else None
         if why:  # refuse before touching anything: nothing can be ledgered now
             return paused(request, why)
-        token = await _token_from_post(request)
+        token, assertion = await _confirm_body(request)
         key = presented_key(request)
         try:
             # With an API key, the link must belong to that key's tenant.
             expected_tenant = await authorizer.tenants.authenticate(key) if key else None
             # A missing token is refused (and ledgered) like any other invalid one.
             result: ConfirmResult = await authorizer.confirm(
-                token or "", via="web", expected_tenant=expected_tenant
+                token or "", via="web", expected_tenant=expected_tenant, assertion=assertion
             )
         except (StoreUnavailable, LedgerError) as exc:  # went down before the mode noticed
             return paused(request, str(exc), before_start=False)

@@ -230,9 +230,27 @@ def _check_references(cfg: Config, source: str) -> None:
                 f"{source}: tenants.{t.id}.approvers: more channels than max_channels"
             )
         try:
-            cfg.policy_for(t.id)
+            policy = cfg.policy_for(t.id)
         except PolicyError as exc:
             raise ConfigError(f"{source}: tenants.{t.id}.policy: {exc}") from None
+        problem = (
+            passkey_origin_problem(cfg.orchestrator.base_url) if policy.require_passkey else ""
+        )
+        if problem:
+            raise ConfigError(
+                f"{source}: orchestrator.base_url: tenant {t.id} requires passkeys, {problem}"
+            )
+
+
+def passkey_origin_problem(base_url: str) -> str:
+    """Why browsers would refuse WebAuthn for pages at ``base_url`` ("" when they would not):
+    the RP ID is its host, which must be a domain, served over https (or http://localhost)."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    if not host or host.replace(".", "").isdigit() or ":" in host:
+        return f"but a passkey's relying party must be a domain name, not {host or 'nothing'!r}"
+    if urlsplit(base_url).scheme != "https" and host != "localhost":
+        return "but browsers offer passkeys only on https:// pages (or http://localhost)"
+    return ""
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:

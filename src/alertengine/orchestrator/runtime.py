@@ -65,6 +65,8 @@ from alertengine.orchestrator.wiring import (
     record_theory_choice,
     sweep_awaiting,
 )
+from alertengine.passkeys.routes import passkey_routes
+from alertengine.passkeys.service import Passkeys
 from alertengine.stores import StateStore, StoreUnavailable
 from alertengine.tenants import TenantRegistry
 
@@ -182,6 +184,7 @@ async def build_runtime(
         config.orchestrator.base_url,
         on_authorized=on_authorized,
     )
+    authorizer.passkeys = Passkeys(orch.engine, store, clock, config.orchestrator.base_url)
 
     def webhook_for(tenant_id: str, service: str) -> tuple[str, str]:
         return holder["rt"].webhook_for(tenant_id, service)
@@ -353,6 +356,7 @@ def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         *api.routes(),
         *approval_routes(rt.authorizer, unavailable=approvals_paused),
+        *(passkey_routes(rt.authorizer.passkeys, rt.authorizer) if rt.authorizer.passkeys else []),
         *rt.extra_routes,
     ]
     document = openapi_document([r.path for r in routes if isinstance(r, Route)] + [OPENAPI])

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from alertengine.authorize.service import Authorizer
+from alertengine.authorize.service import DEFAULT_ACTION, Authorizer
 from alertengine.clock import Clock
 from alertengine.commits import Commit, CommitLog, flag_risky
 from alertengine.diagnose.base import Diagnoser, Diagnosis, DiagnosisContext
@@ -327,6 +327,13 @@ class Notifier:
         outcome = await self.dispatcher.deliver(state.tenant_id, state.incident_id, [r], msg)
         return outcome.delivered
 
+    def _in_chat(self, channel: str, state: IncidentState) -> bool:
+        """An in-chat Approve button, unless the policy wants a passkey: then the only
+        button opens the approval page, where the person's device signs."""
+        policy = self.engine.policy_for(state.tenant_id)
+        action = state.action or DEFAULT_ACTION
+        return channel == "telegram" and not policy.requires_passkey(action)
+
     async def render(
         self, state: IncidentState, url: str, jti: str, expires_at: float, channel: str
     ) -> RenderedMessage:
@@ -360,7 +367,7 @@ class Notifier:
             verdict=verdict,
             commits=flag_risky(recent[:3]),
             approve_url=url,
-            approve_callback=f"ae:{jti}" if channel == "telegram" else "",
+            approve_callback=f"ae:{jti}" if self._in_chat(channel, fresh) else "",
             expires_at=expires_at,
             action=fresh.action,
             alerts=list(fresh.alerts.values()),
