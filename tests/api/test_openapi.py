@@ -35,6 +35,7 @@ SCHEMES = {
     "telegramSecret",
     "githubSignature",
     "dashboardSession",
+    "enrollmentToken",
 }
 
 

@@ -71,6 +71,13 @@ SECURITY_SCHEMES: dict[str, Schema] = {
         "description": "`sha256=` + hex HMAC-SHA256 of the raw body with the tenant's GitHub "
         "webhook secret (the tenant's `github_secret_env`).",
     },
+    "enrollmentToken": {
+        "type": "apiKey",
+        "in": "query",
+        "name": "token",
+        "description": "A single-use, short-lived passkey enrollment link "
+        "(`alertengine person enroll`); in the JSON body on POST.",
+    },
     "dashboardSession": {
         "type": "apiKey",
         "in": "cookie",
@@ -396,6 +403,69 @@ def _operations() -> dict[str, dict[str, Schema]]:
                 },
                 security=[{}, {"tenantKey": []}],
                 tags=["approval"],
+            )
+        },
+        "/action/recover/passkey-options": {
+            "post": _op(
+                "WebAuthn request options bound to this approval (no side effects)",
+                {
+                    "200": _json(OBJECT, "PublicKeyCredentialRequestOptions JSON."),
+                    **_errors(400, 401, 403, 410, 413),
+                },
+                description="The challenge is SHA-256 over (tenant, incident, action, the "
+                "token's jti, policy version, approver)."
+                + _limit("/action/recover/passkey-options"),
+                requestBody={"required": True, "content": {JSON: {"schema": TOKEN_BODY}}},
+                security=[{"approvalToken": []}],
+                tags=["passkeys"],
+            )
+        },
+        "/passkeys/enroll": {
+            "get": _op(
+                "Passkey enrollment page (shows whom the link enrolls; changes nothing)",
+                {"200": _html("The enrollment page."), **_errors(400, 410)},
+                parameters=[
+                    _param("token", "query", {"type": "string"}, "The enrollment link's token.")
+                ],
+                security=[{"enrollmentToken": []}],
+                tags=["passkeys"],
+            )
+        },
+        "/passkeys/enroll/options": {
+            "post": _op(
+                "WebAuthn creation options for an enrollment link",
+                {
+                    "200": _json(OBJECT, "PublicKeyCredentialCreationOptions JSON."),
+                    **_errors(400, 410, 413),
+                },
+                requestBody={"required": True, "content": {JSON: {"schema": TOKEN_BODY}}},
+                security=[{"enrollmentToken": []}],
+                tags=["passkeys"],
+            )
+        },
+        "/passkeys/enroll/finish": {
+            "post": _op(
+                "Register the credential the browser created (the link is then used up)",
+                {
+                    "200": _json(OBJECT, "Enrolled (ledgered with the public key)."),
+                    **_errors(400, 409, 410, 413),
+                },
+                requestBody={"required": True, "content": {JSON: {"schema": OBJECT}}},
+                security=[{"enrollmentToken": []}],
+                tags=["passkeys"],
+            )
+        },
+        "/passkeys/passkeys.js": {
+            "get": _op(
+                "The passkey pages' script",
+                {
+                    "200": {
+                        "description": "JavaScript.",
+                        "content": {"text/javascript": {"schema": {"type": "string"}}},
+                    }
+                },
+                security=[{}],
+                tags=["passkeys"],
             )
         },
         "/telegram/webhook": {

@@ -9,7 +9,6 @@ approval, then sends the assertion with the token to ``/action/recover/confirm``
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from alertengine import strict_json
 from alertengine.authorize.service import Authorizer
 from alertengine.authorize.tokens import TokenError
 from alertengine.orchestrator.approval_routes import TEMPLATES_DIR as APPROVAL_TEMPLATES
@@ -56,9 +56,9 @@ async def json_body(request: Request, limit: int = MAX_BODY) -> dict[str, Any]:
         if len(raw) > limit:
             raise BadBody("request body too large")
     try:
-        body = json.loads(raw)
-    except ValueError:
-        raise BadBody("body is not JSON") from None
+        body = strict_json.loads(raw)
+    except strict_json.JSONInputError as exc:
+        raise BadBody(f"body is not JSON we accept: {exc}") from None
     if not isinstance(body, dict):
         raise BadBody("body must be a JSON object")
     return body
