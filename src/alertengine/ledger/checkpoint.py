@@ -73,7 +73,7 @@ class NoteVerifier:
 
     @classmethod
     def from_vkey(cls, vkey: str) -> NoteVerifier:
-        parts = vkey.strip().split("+")
+        parts = vkey.strip().split("+", 2)  # the base64 part may hold a '+' itself
         if len(parts) != 3 or not _valid_name(parts[0]):
             raise CheckpointError("a verifier key reads <name>+<key id hex>+<base64 key>")
         name, kid_hex, blob = parts
@@ -122,7 +122,7 @@ class NoteSigner:
 
     @classmethod
     def from_skey(cls, skey: str) -> NoteSigner:
-        parts = skey.strip().split("+")
+        parts = skey.strip().split("+", 4)  # the base64 part may hold a '+' itself
         if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
             raise CheckpointError(
                 "a signer key reads PRIVATE+KEY+<name>+<key id hex>+<base64 key>"
