@@ -222,7 +222,8 @@ def orchestrator_polls(
     ports = [free_port() for _ in range(replicas)]
     procs = [
         spawn([sys.executable, "-m", "alertengine", "serve", "--config", str(cfg), "--redis-url",
-               redis_url, "--port", str(p), "--log-level", "warning"], env=SECRETS)
+               redis_url, "--port", str(p), "--log-level", "warning",
+               "--allow-unreachable-approvers"], env=SECRETS)  # polling only: nobody is asked
         for p in ports
     ]  # fmt: skip
     try:

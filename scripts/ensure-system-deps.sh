@@ -4,6 +4,7 @@
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager prometheus)
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
 # `--bench`: also the load generator bench/scale.py prefers.
 if [ "${1:-}" = "--bench" ]; then command -v wrk >/dev/null 2>&1 || missing+=(wrk); fi

@@ -6,7 +6,6 @@ stored, so an unsigned or forged request can never change the commit log.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
 
@@ -14,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from alertengine import strict_json
 from alertengine.commits import CommitLog, PushPayloadError, parse_push, verify_github_signature
 
 #: (tenant_id, service) -> that service's webhook secret, or None when unknown.
@@ -31,8 +31,8 @@ def _decode_payload(request: Request, body: bytes) -> object:
         values = form.get("payload")
         if not values:
             raise ValueError("form body has no payload field")
-        return json.loads(values[0])
-    return json.loads(body)
+        return strict_json.loads(values[0])
+    return strict_json.loads(body)
 
 
 def commits_routes(

@@ -27,11 +27,13 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 
-from alertengine.demo_parts import TenantSide, shop_app, tenant_app
+from alertengine.demo_parts import DEMO_COMMIT, TenantSide, github_push, shop_app, tenant_app
 from alertengine.incidents import Stage
 
 app = typer.Typer()
-console = Console()
+# soft_wrap: long lines (the approval link above all) are printed whole, never broken at the
+# terminal's width; a broken link cannot be copied or clicked.
+console = Console(soft_wrap=True)
 
 TENANT = "demo"
 SERVICE = "shop"
@@ -110,7 +112,9 @@ async def _traffic(base: str, stop: asyncio.Event, concurrency: int = 8) -> None
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
 
 
-def _config(ports: dict[str, int], recovery_secret_env: str) -> dict[str, Any]:
+def _config(
+    ports: dict[str, int], recovery_secret_env: str, github_secret_env: str
+) -> dict[str, Any]:
     return {
         "orchestrator": {
             "base_url": f"http://127.0.0.1:{ports['orch']}",
@@ -121,6 +125,7 @@ def _config(ports: dict[str, int], recovery_secret_env: str) -> dict[str, Any]:
             {
                 "id": TENANT,
                 "name": "Demo Shop Ltd",
+                "github_secret_env": github_secret_env,
                 "approvers": [
                     {
                         "channel": "webhook",
@@ -128,8 +133,16 @@ def _config(ports: dict[str, int], recovery_secret_env: str) -> dict[str, Any]:
                         "identity": "oncall-alice",
                     }
                 ],
-                # A demo wants to see the loop in seconds, not minutes.
-                "policy": {"open_p95_ms": 800, "recover_polls": 2, "min_sample_size": 10},
+                # A demo wants to see the loop in seconds, not minutes. It opens on the latency
+                # it announces (P95 >= 1 s), not on the score's early dip, so the message and
+                # the diagnosis show the spike itself.
+                "policy": {
+                    "open_p95_ms": 1000,
+                    "min_score_to_alert": 10,
+                    "open_on_critical_status": False,
+                    "recover_polls": 2,
+                    "min_sample_size": 10,
+                },
             }
         ],
         "targets": [
@@ -156,14 +169,17 @@ async def run_demo(*, headless: bool, workdir: Path, timeout_s: float = 120.0) -
     ports = {name: _free_port() for name in ("shop", "tenant", "orch")}
     recovery_secret = secrets.token_urlsafe(32)
     notify_secret = secrets.token_urlsafe(32)
+    github_secret = secrets.token_urlsafe(32)
     secret_env = "DEMO_RECOVERY_WEBHOOK_SECRET"  # noqa: S105 - the name of a variable
+    github_env = "DEMO_GITHUB_WEBHOOK_SECRET"
     os.environ[secret_env] = recovery_secret
-    side = TenantSide(recovery_secret.encode(), notify_secret.encode())
+    os.environ[github_env] = github_secret
+    side = TenantSide(recovery_secret.encode(), notify_secret.encode(), github_secret.encode())
 
     shop = shop_app(side.chaos)
     instrument(shop, service=SERVICE, config=SDKConfig(service=SERVICE, window_s=10))
 
-    config = parse_config(_config(ports, secret_env), source="demo")
+    config = parse_config(_config(ports, secret_env, github_env), source="demo")
     # The demo's ledger key is kept next to its ledger so you can audit it afterwards
     # (a real deployment keeps ALERTENGINE_LEDGER_KEY in its secret store, never on disk here).
     ledger_key = secrets.token_urlsafe(32).encode()
@@ -249,7 +265,21 @@ async def _story(
     deadline = time.monotonic() + timeout_s
     console.print("\n[green]1.[/] Normal traffic for a few seconds…")
     await asyncio.sleep(4)
-    console.print("[yellow]2.[/] Injecting a latency spike: checkout now takes ~1.2 s")
+    sha = str(DEMO_COMMIT["id"])[:7]
+    console.print(
+        f"[yellow]2.[/] The shop deploys {sha} ({DEMO_COMMIT['message']!r}, touches "
+        "app/db/queries.py); GitHub tells AlertEngine through the signed push webhook"
+    )
+    body, headers = github_push(side.github_secret, time.time() - 30)
+    async with httpx.AsyncClient(timeout=10) as client:
+        pushed = await client.post(
+            f"{orch_url}/commits/webhook",
+            params={"tenant": TENANT, "service": SERVICE},
+            content=body,
+            headers=headers,
+        )
+        pushed.raise_for_status()
+    console.print("   …and checkout now takes ~1.2 s per request (a latency spike)")
     side.chaos.latency_s = 1.2
     state = await _wait_stage(rt, {Stage.DETECTED, Stage.PROPOSED, Stage.VALIDATED}, deadline)
     console.print(
@@ -282,8 +312,8 @@ async def _story(
     console.print(
         "   audit it yourself:\n"
         f"   ALERTENGINE_LEDGER_KEY=$(cat {workdir}/ledger.key) alertengine ledger verify "
-        f"--url sqlite:///{workdir}/alertengine-demo.db\n"
-        f"   alertengine ledger replay --url sqlite:///{workdir}/alertengine-demo.db",
+        f"--store-url sqlite:///{workdir}/alertengine-demo.db\n"
+        f"   alertengine ledger replay --store-url sqlite:///{workdir}/alertengine-demo.db",
         markup=False,
         highlight=False,
         soft_wrap=True,

@@ -8,9 +8,13 @@ signature and honours ``Idempotency-Key`` exactly as docs/webhooks.md tells rece
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import html
+import json
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from starlette.applications import Starlette
@@ -33,12 +37,39 @@ class Chaos:
 class TenantSide:
     recovery_secret: bytes
     notify_secret: bytes
+    #: The GitHub push webhook's secret (the tenant's repository settings).
+    github_secret: bytes = b""
     chaos: Chaos = field(default_factory=Chaos)
     recoveries: list[dict[str, Any]] = field(default_factory=list)
     executed_keys: set[str] = field(default_factory=set)
     messages: list[dict[str, Any]] = field(default_factory=list)
     message_arrived: asyncio.Event = field(default_factory=asyncio.Event)
     recovered: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+#: The deploy that causes the demo's spike: a query change, as in the README's story.
+DEMO_COMMIT = {
+    "id": "c4e2a91f7b3d5e8a0c6f1b2d4e9a7c3f5b8d0e1a",
+    "message": "Tune checkout query: SERIALIZABLE isolation for cart totals",
+    "author": {"name": "Bob Example", "username": "bob-deploys"},
+    "added": [],
+    "removed": [],
+    "modified": ["app/db/queries.py"],
+    "url": "https://github.example/shop/commit/c4e2a91",
+}
+
+
+def github_push(secret: bytes, at: float) -> tuple[bytes, dict[str, str]]:
+    """A GitHub ``push`` delivery of :data:`DEMO_COMMIT` (body and headers, signed as GitHub
+    signs: ``X-Hub-Signature-256: sha256=<HMAC-SHA256(secret, body)>``)."""
+    commit = {**DEMO_COMMIT, "timestamp": datetime.fromtimestamp(at, tz=timezone.utc).isoformat()}
+    body = json.dumps({"ref": "refs/heads/main", "commits": [commit]}).encode()
+    sig = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return body, {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "push",
+        "X-Hub-Signature-256": f"sha256={sig}",
+    }
 
 
 def shop_app(chaos: Chaos) -> Any:

@@ -7,13 +7,20 @@ Replay never re-runs a webhook: it moves the incident WEBHOOK_FAILED -> VALIDATE
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from alertengine.cli_common import (
+    JsonOpt,
+    LegacyUrlOpt,
+    StoreUrlOpt,
+    id_table,
+    print_json,
+    stdout_console,
+    store_url_option,
+)
 from alertengine.clock import SystemClock
 from alertengine.engine import IncidentEngine, TransitionRefused
 from alertengine.execute.executor import dlq_list, dlq_replay
@@ -22,16 +29,17 @@ from alertengine.policy import load_policy
 from alertengine.stores.factory import open_state_store, open_stores
 
 app = typer.Typer(help="Dead-letter queue of failed recovery webhooks.", no_args_is_help=True)
-UrlOpt = Annotated[str | None, typer.Option("--url", help="Store URL (ALERTENGINE_STORE_URL).")]
 
 
 @app.command("list")
 def list_(
-    url: UrlOpt = None,
+    store_url: StoreUrlOpt = None,
+    url: LegacyUrlOpt = None,
     tenant: Annotated[str | None, typer.Option("--tenant")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Dead-lettered executions, oldest first."""
+    """Dead-lettered executions, oldest first (ids are printed whole, for `dlq replay`)."""
+    url = store_url_option(store_url, url)
 
     async def go() -> list[dict[str, object]]:
         store = open_state_store(url or store_url_from_env())
@@ -42,21 +50,21 @@ def list_(
 
     docs = asyncio.run(go())
     if as_json:
-        typer.echo(json.dumps(docs, indent=2))
+        print_json(docs)
         return
-    table = Table("id", "tenant", "incident", "service", "attempts", "last", "status")
-    for d in docs:
-        last = str(d.get("last_status") or d.get("last_error") or "")
-        cells = [
-            str(d.get(k, "")) for k in ("id", "tenant_id", "incident_id", "service", "attempts")
-        ]
-        table.add_row(*cells, last, str(d.get("status")))
-    Console().print(table)
+    rows = [
+        [str(d.get(k, "")) for k in ("id", "tenant_id", "incident_id", "service", "attempts")]
+        + [str(d.get("last_status") or d.get("last_error") or ""), str(d.get("status"))]
+        for d in docs
+    ]
+    columns = ("id", "tenant", "incident", "service", "attempts", "last", "status")
+    stdout_console().print(id_table(columns, rows, ids=("id", "incident")))
 
 
 @app.command()
-def replay(dlq_id: str, url: UrlOpt = None) -> None:
+def replay(dlq_id: str, store_url: StoreUrlOpt = None, url: LegacyUrlOpt = None) -> None:
     """Send a dead-lettered incident back for a FRESH approval (never a direct re-run)."""
+    url = store_url_option(store_url, url)
     key = ledger_key_from_env()
     err = Console(stderr=True)
     if key is None:

@@ -179,10 +179,12 @@ class IncidentEngine:
         reason: str,
         snapshot: Mapping[str, Any],
         source: str = "poll",
+        alerts: Sequence[Mapping[str, Any]] = (),
     ) -> tuple[IncidentState, bool]:
         """Open an incident for (tenant, service) unless one is open. Idempotent under concurrency.
 
-        Returns the open incident and whether this call created it.
+        Returns the open incident and whether this call created it. ``alerts``: the
+        Alertmanager alerts that opened it (ledger data), tracked from the first entry on.
         """
         policy = self.policy_for(tenant_id)
         existing: list[IncidentState] = []
@@ -208,6 +210,7 @@ class IncidentEngine:
                         "snapshot": dict(snapshot),
                         "source": source,
                         "approvals_required": policy.approvals_required,
+                        **({"alerts": [dict(a) for a in alerts]} if alerts else {}),
                     },
                 )
             ]

@@ -118,6 +118,8 @@ class IncidentState:
     notified_at: float | None = None
     escalations: int = 0
     execution: Mapping[str, Any] | None = None
+    #: Alertmanager alerts the incident tracks: fingerprint -> the last word about each.
+    alerts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def is_open(self) -> bool:
@@ -181,6 +183,7 @@ def apply(state: IncidentState | None, e: Entry) -> IncidentState | None:
                 history=(change,),
                 detection=dict(d.get("snapshot", {})),
                 approvals_required=int(d.get("approvals_required", 1)),
+                alerts=_alerts(d.get("alerts")),
             )
         new = replace(
             state,
@@ -201,6 +204,8 @@ def apply(state: IncidentState | None, e: Entry) -> IncidentState | None:
         return None
     if e.kind == "diagnosis":
         return replace(state, diagnosis=dict(e.data), last_seq=e.seq)
+    if e.kind == "alert" and e.decision in ("firing", "resolved"):
+        return replace(state, alerts={**state.alerts, **_alerts([e.data])}, last_seq=e.seq)
     if e.kind == "approval" and state.stage is S.VALIDATED and is_engineer(e.actor):
         if e.actor in state.approvers:
             return state
@@ -219,6 +224,17 @@ def apply(state: IncidentState | None, e: Entry) -> IncidentState | None:
             state, escalations=state.escalations + step, notified_at=e.timestamp, last_seq=e.seq
         )
     return state
+
+
+def _alerts(items: Any) -> dict[str, Mapping[str, Any]]:
+    """Alertmanager alerts from ledger data, by fingerprint (malformed items are skipped)."""
+    if not isinstance(items, (list, tuple)):
+        return {}
+    return {
+        str(a["fingerprint"]): dict(a)
+        for a in items
+        if isinstance(a, Mapping) and a.get("fingerprint")
+    }
 
 
 def fold(entries: Iterable[Entry]) -> dict[str, IncidentState]:

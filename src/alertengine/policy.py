@@ -55,6 +55,11 @@ class Policy(BaseModel):
     validate_after_polls: int = Field(
         2, ge=1, description="or: still degraded on this many consecutive polls"
     )
+    validate_firing_alerts: int = Field(
+        1,
+        ge=1,
+        description="or: this many Alertmanager alerts firing at once (Alertmanager waited `for:`)",
+    )
     # -- recovering -------------------------------------------------------------------------
     recover_score: float = Field(85.0, ge=0, le=100, description="healthy again at/above this")
     recover_error_rate: float = Field(0.02, ge=0, le=1, description="…and errors below this")
@@ -225,11 +230,32 @@ def should_recover(policy: Policy, healthy_streak: int) -> Decision:
 
 
 def should_validate(
-    policy: Policy, s: HealthSnapshot, degraded_streak: int, *, quota_left: bool = True
+    policy: Policy,
+    s: HealthSnapshot,
+    degraded_streak: int,
+    *,
+    quota_left: bool = True,
+    firing_alerts: int = 0,
 ) -> Decision:
-    """Is the degradation real enough to ask a human? (It never authorizes anything.)"""
+    """Is the degradation real enough to ask a human? (It never authorizes anything.)
+
+    ``firing_alerts``: Alertmanager alerts firing in the incident. Alertmanager has already
+    waited each rule's ``for:`` and re-sends only after ``repeat_interval``, so one firing alert
+    is not one poll of many: ``validate_firing_alerts`` of them (1 by default) are enough.
+    """
     if not quota_left:
         return Decision(False, "tenant incident quota exhausted")
+    if firing_alerts and firing_alerts >= policy.validate_firing_alerts:
+        return Decision(
+            True,
+            f"{firing_alerts} Alertmanager alert(s) firing "
+            f"(>= {policy.validate_firing_alerts}; Alertmanager already waited for:)",
+        )
+    if s.source == "alertmanager":  # a notification is not a poll: it re-sends only hours later
+        return Decision(
+            False,
+            f"{firing_alerts}/{policy.validate_firing_alerts} Alertmanager alert(s) firing",
+        )
     if s.reachable and s.error_rate is not None and s.error_rate >= policy.validate_error_rate:
         return Decision(True, f"error rate {s.error_rate:.1%} >= {policy.validate_error_rate:.1%}")
     if s.reachable and s.score is not None and s.score <= policy.validate_score:

@@ -38,6 +38,7 @@ class IncidentRow:
     updated_at: float
     policy_version: str
     authorized_by: tuple[str, ...]
+    action: str = ""  # the recovery action proposed (and, if authorized, approved)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,17 @@ class Authorization:
     actor: str  # the approval that completed the quorum
     policy_version: str
     seq: int
+    #: What was authorized: the action bound into the approval link the approver redeemed.
+    action: str = ""
+
+    @property
+    def statement(self) -> str:
+        """The auditor's sentence: who authorized what, when, under which policy."""
+        return (
+            f"{', '.join(self.approvers)} authorized {self.action or 'the recovery'!r} on "
+            f"{self.incident_id} ({self.service}) at {_utc(self.at)} UTC under policy "
+            f"{self.policy_version}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +129,7 @@ async def build_report(
             s.updated_at,
             s.policy_version,
             tuple(h.actor for h in s.history if h.stage is Stage.AUTHORIZED),
+            s.action,
         )
         for s in sorted(states.values(), key=lambda s: s.opened_at)
         if s.incident_id in touched
@@ -160,6 +173,9 @@ def _authorizations(
                 approvers = [*approvers, e.actor]
             if e.timestamp >= since:
                 s = states.get(e.incident_id)
+                # The link's own claim is what the approver saw and approved; the incident's
+                # proposed action is the fallback for entries written before it was recorded.
+                action = str(e.data.get("action") or (s.action if s else ""))
                 out.append(
                     Authorization(
                         e.timestamp,
@@ -169,6 +185,7 @@ def _authorizations(
                         e.actor,
                         e.policy_version,
                         e.seq,
+                        action,
                     )
                 )
     return out
@@ -253,20 +270,25 @@ generated {{ r.generated_at | utc }} UTC · {{ r.entries_in_period }} ledger ent
 <h2>Incidents ({{ r.incidents | length }})</h2>
 {% if r.incidents %}<table id="incidents">
 <thead><tr><th>Incident</th><th>Service</th><th>Stage now</th><th>Opened (UTC)</th>
-<th>Authorized by</th><th>Policy version</th></tr></thead><tbody>
+<th>Action</th><th>Authorized by</th><th>Policy version</th></tr></thead><tbody>
 {% for i in r.incidents %}<tr><td><code>{{ i.incident_id }}</code></td><td>{{ i.service }}</td>
-<td>{{ i.stage }}</td><td>{{ i.opened_at | utc }}</td><td>{{ i.authorized_by | join(", ") }}</td>
+<td>{{ i.stage }}</td><td>{{ i.opened_at | utc }}</td><td>{{ i.action }}</td>
+<td>{{ i.authorized_by | join(", ") }}</td>
 <td><code>{{ i.policy_version }}</code></td></tr>
 {% endfor %}</tbody></table>
 {% else %}<p class="muted">No incident activity in this period.</p>{% endif %}
 
 <h2>Authorizations ({{ r.authorizations | length }})</h2>
-{% if r.authorizations %}<table id="authorizations">
-<thead><tr><th>Time (UTC)</th><th>Incident</th><th>Service</th><th>Approved by</th>
-<th>Policy version</th><th>Seq</th></tr></thead><tbody>
+{% if r.authorizations %}<ol id="statements">
+{% for a in r.authorizations %}<li class="statement">{{ a.statement }}.</li>
+{% endfor %}</ol>
+<table id="authorizations">
+<thead><tr><th>Time (UTC)</th><th>Incident</th><th>Service</th><th>Action authorized</th>
+<th>Approved by</th><th>Policy version</th><th>Seq</th></tr></thead><tbody>
 {% for a in r.authorizations %}<tr><td>{{ a.at | utc }}</td>
 <td><code>{{ a.incident_id }}</code></td>
-<td>{{ a.service }}</td><td><strong>{{ a.approvers | join(", ") }}</strong></td>
+<td>{{ a.service }}</td><td class="action"><strong>{{ a.action }}</strong></td>
+<td><strong>{{ a.approvers | join(", ") }}</strong></td>
 <td><code>{{ a.policy_version }}</code></td><td>{{ a.seq }}</td></tr>
 {% endfor %}</tbody></table>
 {% else %}<p class="muted">Nothing was authorized in this period.</p>{% endif %}

@@ -54,6 +54,17 @@ def new_api_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+def approver_id_problem(user_id: str) -> str | None:
+    """Why ``user_id`` cannot be an approver id on a channel (None when it can)."""
+    if not user_id.strip():
+        return "is empty"
+    if ":" in user_id:
+        return "contains ':' (it separates the parts of engineer:<channel>:<id>)"
+    if len(user_id.strip()) > 200:
+        return "is longer than 200 characters"
+    return None
+
+
 def engineer_identity(channel: str, user_id: str) -> str:
     return f"engineer:{channel}:{user_id}"
 
@@ -195,7 +206,7 @@ class TenantRegistry:
         clean = []
         for raw in ids:
             i = raw.strip()
-            if not i or ":" in i or len(i) > 200:
+            if approver_id_problem(i):
                 raise TenantError(f"invalid approver id {raw!r} for channel {channel}")
             if i not in clean:
                 clean.append(i)

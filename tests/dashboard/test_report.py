@@ -54,6 +54,53 @@ async def test_report_lists_approver_policy_refusals_and_verifies(rt):
     assert "tenant:globex" in html
 
 
+async def test_report_says_who_authorized_which_action_when_under_which_policy():
+    """ "X authorized Y at Z under W" can be read off the report, Y included."""
+    from alertengine.clock import VirtualClock
+    from alertengine.ledger.memory import MemoryLedgerStore
+    from alertengine.orchestrator.config import parse_config
+    from alertengine.orchestrator.runtime import build_runtime, sync_tenants
+    from alertengine.orchestrator.settings import Settings
+    from alertengine.report import _utc
+    from alertengine.stores import MemoryStateStore
+    from tests.dashboard.helpers import CONFIG
+
+    config = {
+        **CONFIG,
+        "targets": [
+            {"tenant": "acme", "service": "checkout", "action": "restart checkout workers"},
+            {"tenant": "globex", "service": "billing"},
+        ],
+    }
+    clock = VirtualClock()
+    rt = await build_runtime(
+        parse_config(config),
+        ledger=MemoryLedgerStore(b"x" * 32),
+        store=MemoryStateStore(clock),
+        settings=Settings.from_env({"ALERT_SECRET": "s" * 40}),
+        clock=clock,
+    )
+    await sync_tenants(rt)
+    try:
+        iid = await authorized_incident(rt)
+        report = await build_report(rt.ledger, "acme", T0 - 10, rt.clock.now() + 10, now=T0)
+    finally:
+        await rt.drain()
+        await rt.http.aclose()
+    [auth] = report.authorizations
+    assert auth.action == "restart checkout workers"
+    assert report.incidents[0].action == "restart checkout workers"
+    version = rt.orch.policy_for("acme").version
+    sentence = (
+        f"engineer:web:alice authorized 'restart checkout workers' on {iid} (checkout) at "
+        f"{_utc(auth.at)} UTC under policy {version}"
+    )
+    assert auth.statement == sentence
+    html = render_html(report)
+    assert sentence.replace("'", "&#39;") in html
+    assert '<td class="action"><strong>restart checkout workers</strong></td>' in html
+
+
 async def test_period_filters_and_empty_period(rt):
     await small_ledger(rt)
     report = await build_report(rt.ledger, "acme", T0 - 1000, T0 - 500, now=T0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -27,21 +28,40 @@ def test_demo_headless_runs_the_whole_loop(tmp_path):
         capture_output=True,
         text=True,
         timeout=220,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "HOME": str(tmp_path)},
+        # A narrow terminal: the approval link must still print whole, on one line.
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "40", "HOME": str(tmp_path)},
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "demo OK incidents=1 approvals=1 webhook_calls=1 ledger_ok=True final=RESOLVED" in out
     assert "Nothing will run without your approval." in out
+    # The message shows the spike the demo announces ("checkout now takes ~1.2 s") ...
+    announced = re.search(r"takes ~(\d+(?:\.\d+)?) s", out)
+    shown = re.search(r"P95: (\d+(?:\.\d+)?)(ms|s)\b", out)
+    assert announced is not None and shown is not None, out
+    p95_s = float(shown.group(1)) / (1000 if shown.group(2) == "ms" else 1)
+    assert p95_s >= 0.8 * float(announced.group(1)), out
+    # ... and a diagnosis that names a cause, consistent with the restart it proposes.
+    assert "Uncertain" not in out and "no action suggested" not in out, out
+    cause = out.split("Likely cause:", 1)[1].split("\n\n", 1)[0]
+    assert "Slow" in cause and "c4e2a91" in cause, cause
+    # The link is printed whole: the same URL, token and all, in the message and on its line.
+    in_msg = re.search(r"Approve fix \(expires in \d+ min\): (\S+)", out)
+    on_line = re.search(r"Approval link: (\S+)", out)
+    assert in_msg is not None and on_line is not None, out
+    url = on_line.group(1)
+    assert url == in_msg.group(1)
+    token = url.split("?token=", 1)[1]
+    assert url.startswith("http://127.0.0.1:") and token.count(".") == 2 and len(token) > 200
     db = f"sqlite:///{tmp_path / 'alertengine-demo.db'}"
     key = (tmp_path / "ledger.key").read_text()
     # The auditor's tools on what the demo left behind.
     cli = [sys.executable, "-m", "alertengine", "ledger"]
     env = {"PATH": "/usr/bin:/bin", "COLUMNS": "200", "ALERTENGINE_LEDGER_KEY": key}
-    v = subprocess.run([*cli, "verify", "--url", db], capture_output=True, text=True, env=env)
+    v = subprocess.run([*cli, "verify", "--store-url", db], capture_output=True, text=True, env=env)
     assert v.returncode == 0 and "OK" in v.stdout, v.stdout + v.stderr
     r = subprocess.run(
-        [*cli, "replay", "--url", db, "--json"], capture_output=True, text=True, env=env
+        [*cli, "replay", "--store-url", db, "--json"], capture_output=True, text=True, env=env
     )
     assert r.returncode == 0, r.stderr
     (inc,) = json.loads(r.stdout)["demo"]

@@ -32,8 +32,8 @@ DEGRADED = {
 
 async def test_in_chat_approval_runs_the_same_path_once(monkeypatch):
     tg = FakeTelegram()
-    receiver = FakeWebhookReceiver(secret=b"recovery-secret")
-    monkeypatch.setenv("ACME_RECOVERY", "recovery-secret")
+    receiver = FakeWebhookReceiver(secret=b"recovery-secret-for-tests-0123456789")
+    monkeypatch.setenv("ACME_RECOVERY", "recovery-secret-for-tests-0123456789")
     with serve(tg.app) as tg_url, serve(receiver.app) as hook_url:
         config = parse_config(
             {

@@ -55,19 +55,20 @@ async def run_with_virtual_time(sys: System, clock: VirtualClock, i: str):  # ty
 
 
 def test_sign_and_verify() -> None:
+    key = "k" * 32
     body = b'{"a":1}'
-    h = sign("k", body, 1000)
+    h = sign(key, body, 1000)
     assert h["X-AlertEngine-Signature"].startswith("v1=")
-    assert verify("k", h, body, now=1000)
+    assert verify(key, h, body, now=1000)
     lower = {k.lower(): v for k, v in h.items()}
-    assert verify(b"k", lower, body, now=1200)
-    assert not verify("k", h, body, now=1301)  # outside the replay window
+    assert verify(key.encode(), lower, body, now=1200)
+    assert not verify(key, h, body, now=1301)  # outside the replay window
     assert not verify("other", h, body, now=1000)
-    assert not verify("k", h, body + b" ", now=1000)
-    assert not verify("k", {**h, "X-AlertEngine-Timestamp": "1001"}, body, now=1000)
-    assert not verify("k", {}, body, now=1000)
+    assert not verify(key, h, body + b" ", now=1000)
+    assert not verify(key, {**h, "X-AlertEngine-Timestamp": "1001"}, body, now=1000)
+    assert not verify(key, {}, body, now=1000)
     rotated = {**h, "X-AlertEngine-Signature": "v1=00," + h["X-AlertEngine-Signature"]}
-    assert verify("k", rotated, body, now=1000)
+    assert verify(key, rotated, body, now=1000)
 
 
 async def test_down_twice_then_up_executes_on_the_third_attempt(

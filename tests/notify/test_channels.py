@@ -6,12 +6,14 @@ import logging
 import httpx
 import pytest
 
+from alertengine.commits import Commit, flag_risky
+from alertengine.execute.signing import WeakKeyError
 from alertengine.notify.render import render
 from alertengine.notify.slack import SlackWebhookChannel
 from alertengine.notify.telegram import TelegramChannel
 from alertengine.notify.twilio import TwilioWhatsAppChannel
 from alertengine.notify.webhook import SignedWebhookChannel, sign, verify
-from tests.notify.messages import DISSENT, incident
+from tests.notify.messages import COMMIT, DISSENT, incident
 from tests.support.fakes.slack import FakeSlack
 from tests.support.fakes.telegram import FakeTelegram, too_many_requests
 from tests.support.fakes.twilio import FakeTwilio, error
@@ -71,7 +73,9 @@ async def test_telegram_bad_token_is_permanent_and_never_leaks_the_token(
     assert not result.ok and result.status == 401 and result.permanent
     assert "SECRET" not in result.error
     assert "SECRET" not in caplog.text  # httpx's request log line is scrubbed
-    assert "/bot<redacted>/" in caplog.text
+    # The request line was logged (scrubbed to /bot<redacted>/, or to the host alone once the
+    # orchestrator's host-only filter is installed on httpx's logger), never with the token.
+    assert "HTTP Request: POST" in caplog.text
 
 
 async def test_telegram_unknown_chat_is_permanent(
@@ -137,13 +141,34 @@ async def test_slack_posts_blocks_with_a_link_button(
     result = await SlackWebhookChannel(url + fake.path, http).send("#oncall", DISSENT_MSG)
     assert result.ok and result.status == 200
     [body] = fake.posted
-    assert body["text"] == DISSENT_MSG.text
+    assert body["text"] == DISSENT_MSG.text.replace("&", "&amp;")
     header, section, actions = body["blocks"]
     assert header["text"]["text"] == DISSENT_MSG.title
     assert "Theory A (Database)" in section["text"]["text"]
     # Callback buttons cannot work through an incoming webhook: only the link is offered.
     [button] = actions["elements"]
     assert button["url"] == DISSENT_MSG.approve_url and button["type"] == "button"
+
+
+async def test_slack_never_turns_a_commit_message_into_a_link_or_a_ping(
+    slack: tuple[FakeSlack, str], http: httpx.AsyncClient
+) -> None:
+    """Slack parses the top-level ``text`` (the notification fallback) like mrkdwn: a commit
+    message must arrive as text in it, exactly as in the blocks."""
+    fake, url = slack
+    evil = "<https://evil.example/approve|Approve fix> & <!channel>"
+    commit = Commit(COMMIT.sha, evil, "mallory", COMMIT.timestamp, COMMIT.files)
+    msg = render(incident(commits=tuple(flag_risky([commit]))))
+    assert evil in msg.text  # the renderer keeps it; escaping is the channel's job
+    result = await SlackWebhookChannel(url + fake.path, http).send("#oncall", msg)
+    assert result.ok
+    [body] = fake.posted
+    sections = [b["text"]["text"] for b in body["blocks"] if b["type"] == "section"]
+    mrkdwn = [body["text"], *sections]
+    assert len(mrkdwn) == 2
+    for field in mrkdwn:
+        assert "<https://evil" not in field and "<!channel>" not in field
+        assert "&lt;https://evil.example/approve|Approve fix&gt; &amp; &lt;!channel&gt;" in field
 
 
 async def test_slack_500_is_transient_and_hides_the_webhook_url(
@@ -182,17 +207,31 @@ async def test_signed_webhook_with_wrong_secret_is_refused(
     receiver: tuple[FakeWebhookReceiver, str], http: httpx.AsyncClient
 ) -> None:
     fake, url = receiver
-    result = await SignedWebhookChannel(url + "/hook", b"wrong", http).send("x", MSG)
+    result = await SignedWebhookChannel(url + "/hook", b"wrong" * 8, http).send("x", MSG)
     assert not result.ok and result.status == 401 and result.permanent and fake.received == []
 
 
 def test_webhook_signature_refuses_stale_and_tampered() -> None:
     body = json.dumps({"a": 1}).encode()
-    headers = sign(b"k", body, 1000)
-    assert verify(b"k", headers, body, now=1100)
-    assert not verify(b"k", headers, body, now=2000)  # replayed later
-    assert not verify(b"k", headers, body + b" ", now=1100)
-    assert not verify(b"k", {**headers, "X-AlertEngine-Timestamp": "1001"}, body, now=1100)
+    k = b"k" * 32
+    headers = sign(k, body, 1000)
+    assert verify(k, headers, body, now=1100)
+    assert not verify(k, headers, body, now=2000)  # replayed later
+    assert not verify(k, headers, body + b" ", now=1100)
+    assert not verify(k, {**headers, "X-AlertEngine-Timestamp": "1001"}, body, now=1100)
     assert not verify(
-        b"k", {"X-AlertEngine-Signature": headers["X-AlertEngine-Signature"]}, body, now=1100
+        k, {"X-AlertEngine-Signature": headers["X-AlertEngine-Signature"]}, body, now=1100
     )
+
+
+@pytest.mark.parametrize("key", [b"", "", b"k", "x" * 31, b"\x00" * 31])
+def test_nothing_is_signed_with_an_empty_or_short_key(key: str | bytes) -> None:
+    with pytest.raises(WeakKeyError, match="at least 32 bytes"):
+        sign(key, b"{}", 1000)
+    with pytest.raises(WeakKeyError):
+        SignedWebhookChannel("http://127.0.0.1:9/hook", _key(key), client=None)  # type: ignore[arg-type]
+    assert sign("x" * 32, b"{}", 1000)["X-AlertEngine-Signature"].startswith("v1=")
+
+
+def _key(key: str | bytes) -> bytes:
+    return key.encode() if isinstance(key, str) else key

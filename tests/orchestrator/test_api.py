@@ -94,6 +94,19 @@ async def test_cross_tenant_read_is_refused_and_ledgered(env):
     assert refused[0].incident_id == iid
 
 
+async def test_status_is_for_the_admin_only_and_a_tenant_try_is_ledgered(env):
+    rt, client = env
+    r = await client.get("/__alertengine/status", headers=auth(rt, "acme"))
+    assert r.status_code == 403 and "admin" in r.json()["error"]
+    assert (await client.get("/__alertengine/status")).status_code == 401
+    admin = await client.get("/__alertengine/status", headers={"X-API-Key": "a" * 40})
+    assert admin.status_code == 200 and "mode" in admin.json()
+    refused = await rt.ledger.read(LedgerQuery(tenant_id="_system", kinds=frozenset({"refused"})))
+    assert [(e.actor, e.data["path"]) for e in refused] == [
+        ("tenant:acme", "/__alertengine/status")
+    ]
+
+
 async def test_missing_or_bad_key_is_401(env):
     _, client = env
     assert (await client.get("/incidents")).status_code == 401

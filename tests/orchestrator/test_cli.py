@@ -22,7 +22,7 @@ port = {port}
 loop_interval_s = 0.5
 [[tenants]]
 id = "acme"
-approvers = [{{ channel = "web", address = "alice" }}]
+approvers = [{{ channel = "webhook", address = "http://127.0.0.1:9/inbox", identity = "alice" }}]
 [[targets]]
 tenant = "acme"
 service = "checkout"

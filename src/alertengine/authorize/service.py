@@ -266,7 +266,7 @@ class Authorizer:
             kind="token",
             actor="orchestrator",
             decision="issued",
-            reason=f"approval link sent to {recipient_identity}",
+            reason=f"approval link issued for {recipient_identity}",
             data={
                 "jti": claims.jti,
                 "recipient": recipient_identity,

@@ -4,6 +4,9 @@
 ``X-AlertEngine-Timestamp: <unix seconds>``. The receiver recomputes the HMAC over the raw
 body bytes, compares in constant time and refuses timestamps more than ``tolerance_s`` away
 from its clock (replay window). Standard library only, so receivers can vendor this file.
+
+:func:`sign` refuses a key shorter than :data:`MIN_KEY_BYTES`: an empty key would let anyone
+forge an "approved" recovery, and a short one can be guessed.
 """
 
 from __future__ import annotations
@@ -17,10 +20,26 @@ TIMESTAMP_HEADER = "X-AlertEngine-Timestamp"
 SIGNATURE_HEADER = "X-AlertEngine-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 SCHEME = "v1"
+MIN_KEY_BYTES = 32
+
+
+class WeakKeyError(ValueError):
+    """The signing key is empty or shorter than :data:`MIN_KEY_BYTES`."""
 
 
 def _key(secret: str | bytes) -> bytes:
     return secret.encode() if isinstance(secret, str) else secret
+
+
+def check_key(secret: str | bytes) -> bytes:
+    """The key as bytes, or :class:`WeakKeyError` when it is too short to sign with."""
+    key = _key(secret)
+    if len(key) < MIN_KEY_BYTES:
+        what = "empty" if not key else f"only {len(key)} bytes long"
+        raise WeakKeyError(
+            f"the webhook signing key is {what}; it must be at least {MIN_KEY_BYTES} bytes"
+        )
+    return key
 
 
 def signature(secret: str | bytes, body: bytes, timestamp: int) -> str:
@@ -29,11 +48,11 @@ def signature(secret: str | bytes, body: bytes, timestamp: int) -> str:
 
 
 def sign(secret: str | bytes, body: bytes, timestamp: float) -> dict[str, str]:
-    """Headers to send with ``body``."""
+    """Headers to send with ``body``. Refuses (:class:`WeakKeyError`) a short or empty key."""
     ts = int(timestamp)
     return {
         TIMESTAMP_HEADER: str(ts),
-        SIGNATURE_HEADER: f"{SCHEME}={signature(secret, body, ts)}",
+        SIGNATURE_HEADER: f"{SCHEME}={signature(check_key(secret), body, ts)}",
     }
 
 

@@ -1,6 +1,6 @@
 """``alertengine ledger verify|export``: check and hand over the audit trail.
 
-The store comes from ``--url`` or ``ALERTENGINE_STORE_URL`` (default
+The store comes from ``--store-url`` or ``ALERTENGINE_STORE_URL`` (default
 ``sqlite:///var/alertengine.db``); verify needs ``ALERTENGINE_LEDGER_KEY``.
 """
 
@@ -24,11 +24,19 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from alertengine.cli_common import (
+    JsonOpt,
+    LegacyUrlOpt,
+    StoreUrlOpt,
+    id_table,
+    print_json,
+    stdout_console,
+    store_url_option,
+)
 from alertengine.ledger.base import LedgerError, LedgerStore
 from alertengine.ledger.chain import VerifyResult
 from alertengine.ledger.tools import (
     ENV_LEDGER_KEY,
-    ENV_STORE_URL,
     ExportFormat,
     export_entries,
     ledger_key_from_env,
@@ -44,12 +52,6 @@ app = typer.Typer(
     add_completion=False,
 )
 
-UrlOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--url", help=f"Store URL (default: ${ENV_STORE_URL} or sqlite:///var/alertengine.db)."
-    ),
-]
 TenantOpt = Annotated[str | None, typer.Option("--tenant", help="Only this tenant (default: all).")]
 
 
@@ -79,9 +81,18 @@ def _report(console: Console, r: VerifyResult) -> None:
 
 
 @app.command("verify")
-def verify_cmd(tenant: TenantOpt = None, url: UrlOpt = None) -> None:
-    """Re-hash and re-chain every entry and check the signed head. Exit 1 on any failure."""
-    console, err = Console(), Console(stderr=True)
+def verify_cmd(
+    tenant: TenantOpt = None,
+    store_url: StoreUrlOpt = None,
+    url: LegacyUrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-hash and re-chain every entry and check the signed head.
+
+    Exit 0 when every chain is intact, 1 on any failure, 2 when it cannot run (no key, no
+    ledger, or a ``--tenant`` this ledger has never heard of)."""
+    console, err = stdout_console(), Console(stderr=True)
+    url = store_url_option(store_url, url)
     key = ledger_key_from_env()
     if key is None:
         err.print(
@@ -124,10 +135,29 @@ def verify_cmd(tenant: TenantOpt = None, url: UrlOpt = None) -> None:
     except LedgerError as exc:
         err.print(f"[red]Cannot verify:[/] {exc}")
         raise typer.Exit(2) from exc
-    if not results:
-        console.print("The ledger is empty: nothing to verify.")
-    for r in results:
-        _report(console, r)
+    # A named tenant with no entries and no checkpoint is a typo or the wrong store, not an
+    # intact ledger: saying "OK" would let an auditor sign off on nothing.
+    unknown = tenant is not None and all(r.ok and r.count == 0 for r in results)
+    if as_json:
+        print_json(
+            {
+                "ok": bool(results) and all(r.ok for r in results) and not unknown,
+                "results": [r.to_dict() for r in results],
+                **({"error": f"no ledger entries for tenant {tenant!r}"} if unknown else {}),
+            }
+        )
+    elif unknown:
+        err.print(
+            f"[red]No ledger entries for tenant {tenant!r}[/] in this store: check the "
+            "tenant id and --store-url. Nothing was verified."
+        )
+    else:
+        if not results:
+            console.print("The ledger is empty: nothing to verify.")
+        for r in results:
+            _report(console, r)
+    if unknown:
+        raise typer.Exit(2)
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 
@@ -148,10 +178,12 @@ def export_cmd(
     out: Annotated[
         Path | None, typer.Option("--out", help="File to write (default stdout).")
     ] = None,
-    url: UrlOpt = None,
+    store_url: StoreUrlOpt = None,
+    url: LegacyUrlOpt = None,
 ) -> None:
     """Write entries in seq order per tenant, filtered as asked."""
     err = Console(stderr=True)
+    url = store_url_option(store_url, url)
     if fmt not in ("jsonl", "csv"):
         err.print(f"[red]Unknown format {fmt!r}[/]: use jsonl or csv.")
         raise typer.Exit(2)
@@ -191,17 +223,15 @@ def export_cmd(
 @app.command("replay")
 def replay_cmd(
     tenant: TenantOpt = None,
-    url: UrlOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    store_url: StoreUrlOpt = None,
+    url: LegacyUrlOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Rebuild every incident's state from the ledger alone and print it (stage, approvers …)."""
-    import json
-
-    from rich.table import Table
-
     from alertengine.ledger.replay import replay
 
-    console, err = Console(), Console(stderr=True)
+    console, err = stdout_console(), Console(stderr=True)
+    url = store_url_option(store_url, url)
     store = _open(url, ledger_key_from_env(), err)
 
     async def run() -> dict[str, list[dict[str, object]]]:
@@ -246,22 +276,26 @@ def replay_cmd(
         err.print(f"[red]Cannot replay:[/] {exc}")
         raise typer.Exit(2) from exc
     if as_json:
-        console.print_json(json.dumps(result))
+        print_json(result)
         return
     for t, rows in result.items():
-        table = Table(title=f"tenant {t}: {len(rows)} incident(s) replayed from the ledger")
-        for col in ("incident", "service", "stage", "approved by", "last actor", "policy"):
-            table.add_column(col)
-        for r in rows:
-            approvers = r["approvers"]
-            table.add_row(
-                str(r["incident_id"]),
-                str(r["service"]),
-                str(r["stage"]),
-                ", ".join(str(a) for a in approvers) if isinstance(approvers, list) else "",
-                str(r["last_actor"]),
-                str(r["policy_version"]),
-            )
+        table = id_table(
+            ("incident", "service", "stage", "approved by", "last actor", "policy"),
+            (
+                (
+                    str(r["incident_id"]),
+                    str(r["service"]),
+                    str(r["stage"]),
+                    ", ".join(str(a) for a in approvers) if isinstance(approvers, list) else "",
+                    str(r["last_actor"]),
+                    str(r["policy_version"]),
+                )
+                for r in rows
+                for approvers in [r["approvers"]]
+            ),
+            ids=("incident",),
+            title=f"tenant {t}: {len(rows)} incident(s) replayed from the ledger",
+        )
         console.print(table)
 
 

@@ -9,9 +9,10 @@ withheld as uncertain — never whether it is sent.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from alertengine.commits import FlaggedCommit
 from alertengine.diagnose.base import Diagnosis
@@ -61,6 +62,9 @@ class IncidentMessage:
     expires_at: float | None = None
     #: The recovery action approval would run (the tenant's webhook action).
     action: str = ""
+    #: The Alertmanager alerts of the incident (ledger data: fingerprint, status, alertname,
+    #: startsAt/endsAt in epoch seconds, generatorURL, labels, annotations).
+    alerts: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,63 @@ class _Doc:
         self.html.append(f'<a href="{html.escape(url, quote=True)}">{html.escape(label)}</a>')
 
 
+MAX_ALERTS_SHOWN = 5
+MAX_ANNOTATION_CHARS = 300
+#: Labels every alert has or that the lines above already show.
+_QUIET_LABELS = frozenset({"alertname"})
+
+
+def _utc(ts: Any) -> str:
+    if not isinstance(ts, (int, float)):
+        return "?"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+
+def _clip(text: str, limit: int = MAX_ANNOTATION_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _web(url: str) -> bool:
+    return url.startswith(("https://", "http://"))
+
+
+def _alerts(doc: _Doc, m: IncidentMessage) -> None:
+    """What Alertmanager said: each alert's times, summary, description, runbook and source."""
+    if not m.alerts:
+        return
+    ordered = sorted(m.alerts, key=lambda a: (a.get("status") != "firing", str(a.get("alertname"))))
+    firing = sum(1 for a in ordered if a.get("status") == "firing")
+    doc.line()
+    doc.line(f"Alertmanager: {firing} of {len(ordered)} alert(s) firing", bold=True)
+    for a in ordered[:MAX_ALERTS_SHOWN]:
+        status = str(a.get("status", "?"))
+        when = f"since {_utc(a.get('startsAt'))}"
+        if status != "firing":
+            ended = a.get("endsAt")
+            when = f"(fired from {_utc(a.get('startsAt'))}" + (
+                f" to {_utc(ended)})" if isinstance(ended, (int, float)) else ")"
+            )
+        mark = "🔥" if status == "firing" else "✅"
+        doc.line(f"{mark} {a.get('alertname', 'alert')} — {status} {when}")
+        notes = a.get("annotations") or {}
+        for key in ("summary", "description"):
+            if notes.get(key):
+                doc.line(_clip(str(notes[key])))
+        for key, label in (("runbook_url", "Runbook"), ("generatorURL", "Source")):
+            url = str(notes.get(key, "") if key == "runbook_url" else a.get(key, ""))
+            if url and _web(url):
+                doc.link(label, url)
+            elif url:
+                doc.line(f"{label}: {_clip(url)}")
+        labels = a.get("labels") or {}
+        shown = [f"{k}={v}" for k, v in sorted(labels.items()) if k not in _QUIET_LABELS]
+        if shown:
+            doc.line(_clip("Labels: " + ", ".join(shown)))
+        doc.line(f"Fingerprint: {a.get('fingerprint', '?')}")
+    if len(ordered) > MAX_ALERTS_SHOWN:
+        doc.line(f"(+{len(ordered) - MAX_ALERTS_SHOWN} more in the incident)")
+
+
 def _commits(doc: _Doc, m: IncidentMessage, limit: int = 3) -> None:
     if not m.commits:
         return
@@ -162,12 +223,29 @@ def _approve_buttons(m: IncidentMessage) -> list[Button]:
     return buttons
 
 
+def _title(m: IncidentMessage, suffix: str = "") -> str:
+    names = sorted(
+        {str(a.get("alertname", "alert")) for a in m.alerts if a.get("status") == "firing"}
+    )
+    if names:
+        return f"🚨 {m.service}: {', '.join(names)} firing{suffix}"
+    return f"🚨 {m.service} degraded{suffix}"
+
+
+def _numbers(doc: _Doc, m: IncidentMessage) -> None:
+    # Alertmanager sends no numbers: a line of three n/a would only be noise.
+    if m.alerts and m.score is None and m.p95_ms is None and m.error_rate is None:
+        return
+    doc.line(_headline(m))
+
+
 def _incident(m: IncidentMessage, min_confidence: float) -> RenderedMessage:
-    title = f"🚨 {m.service} degraded"
+    title = _title(m)
     d = m.verdict.combined if m.verdict is not None else m.diagnosis
     doc = _Doc()
     doc.line(title, bold=True)
-    doc.line(_headline(m))
+    _numbers(doc, m)
+    _alerts(doc, m)
     if m.verdict is not None and m.verdict.agree:
         doc.line()
         doc.line("Both models agree.", italic=True)
@@ -219,7 +297,8 @@ def _dissent(m: IncidentMessage, v: CouncilVerdict) -> RenderedMessage:
     title = f"⚠️ {m.service} degraded — Models Disagree"
     doc = _Doc()
     doc.line(title, bold=True)
-    doc.line(_headline(m))
+    _numbers(doc, m)
+    _alerts(doc, m)
     doc.line()
     for label, d in (("A", v.a), ("B", v.b)):
         doc.line(_theory(label, d))

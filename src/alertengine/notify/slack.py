@@ -1,6 +1,9 @@
 """Slack incoming webhooks: Block Kit section + a link button.
 
-The webhook URL is itself a credential, so it never appears in an error.
+The webhook URL is itself a credential, so it never appears in an error. Every mrkdwn field
+(the section *and* the top-level ``text`` fallback, which Slack shows in notifications and
+parses just the same) is escaped: a commit message like ``<https://evil|Approve> <!channel>``
+must stay text, not become a link or a channel-wide ping.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ MAX_SECTION = 3000
 
 
 def _mrkdwn_escape(text: str) -> str:
+    """Slack's three control characters, as its docs say to escape them (``&`` first)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -59,7 +63,7 @@ class SlackWebhookChannel:
 
     async def send(self, recipient: str, msg: RenderedMessage) -> DeliveryResult:
         """``recipient`` is informational: an incoming webhook posts to its own channel."""
-        payload = {"text": msg.text, "blocks": blocks(msg)}
+        payload = {"text": _mrkdwn_escape(msg.text), "blocks": blocks(msg)}
         try:
             r = await self._client.post(self._url, json=payload)
         except httpx.HTTPError as exc:

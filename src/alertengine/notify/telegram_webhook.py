@@ -10,7 +10,6 @@ shown to the user through ``answerCallbackQuery``.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from alertengine import strict_json
 from alertengine.notify.telegram import TelegramChannel
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,8 @@ def telegram_webhook_routes(
         if not hmac.compare_digest(given, expected):
             return JSONResponse({"error": "invalid secret token"}, status_code=401)
         try:
-            update = json.loads(await request.body())
+            # Strict: deep nesting or a lone surrogate is a 400, never a 500.
+            update = strict_json.loads(await request.body())
             if not isinstance(update, dict):
                 raise ValueError("update must be a JSON object")
             parsed = _callback(update)

@@ -1,6 +1,13 @@
-"""WhatsApp through Twilio's Messages API (form-encoded, HTTP basic auth)."""
+"""WhatsApp through Twilio's Messages API (form-encoded, HTTP basic auth).
+
+The recipient is a phone number, which must never reach the ledger: Twilio's error messages
+often quote it ("The 'To' number +2637… is not a valid phone number"), so every number in an
+error is replaced before the error leaves this module (delivery errors are ledgered).
+"""
 
 from __future__ import annotations
+
+import re
 
 import httpx
 
@@ -10,6 +17,16 @@ from alertengine.notify.render import RenderedMessage
 TWILIO_API = "https://api.twilio.com"
 #: WhatsApp bodies are capped at 1600 characters by Twilio.
 MAX_BODY = 1600
+
+
+#: ``+263 77 123 4567``, ``whatsapp:+26377…``, ``263771234567``: seven or more digits in a row,
+#: possibly grouped by spaces, dots or dashes.
+_PHONE = re.compile(r"(?:whatsapp:)?\+?\d(?:[\s.\-()]?\d){6,}")
+
+
+def redact_numbers(text: str) -> str:
+    """Phone-number-like runs replaced with ``<number>`` (error codes have at most 5 digits)."""
+    return _PHONE.sub("<number>", text)
 
 
 def _whatsapp(number: str) -> str:
@@ -63,6 +80,6 @@ class TwilioWhatsAppChannel:
             channel=self.name,
             status=r.status_code,
             retry_after_s=float(retry) if retry and retry.isdigit() else None,
-            error=f"Twilio {r.status_code}: {code or '-'} {message or 'error'}",
+            error=redact_numbers(f"Twilio {r.status_code}: {code or '-'} {message or 'error'}"),
             permanent=is_permanent(r.status_code),
         )

@@ -13,7 +13,7 @@ from dataclasses import asdict
 import httpx
 
 from alertengine.clock import Clock, SystemClock
-from alertengine.execute.signing import sign, verify
+from alertengine.execute.signing import check_key, sign, verify
 from alertengine.notify.channel import DeliveryResult, is_permanent, transport_failure
 from alertengine.notify.render import RenderedMessage
 
@@ -26,10 +26,10 @@ class SignedWebhookChannel:
     def __init__(
         self, url: str, secret: bytes, client: httpx.AsyncClient, clock: Clock | None = None
     ) -> None:
-        if not url or not secret:
-            raise ValueError("a webhook URL and a signing secret are required")
+        if not url:
+            raise ValueError("a webhook URL is required")
         self._url = url
-        self._secret = secret
+        self._secret = check_key(secret)  # WeakKeyError: never sign with a guessable key
         self._client = client
         self._clock = clock or SystemClock()
 

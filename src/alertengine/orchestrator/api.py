@@ -15,8 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from alertengine.alertmanager import PayloadError, parse_notification
 from alertengine.incidents import IncidentState
-from alertengine.ledger import LedgerQuery
+from alertengine.ledger import LedgerError, LedgerQuery
 from alertengine.orchestrator.http import bool_param, float_param, int_param, json_body
 from alertengine.orchestrator.service import Orchestrator
 from alertengine.tenants import (
@@ -50,6 +51,7 @@ def incident_json(s: IncidentState) -> dict[str, Any]:
         "reproposals": s.reproposals,
         "escalations": s.escalations,
         "execution": dict(s.execution) if s.execution else None,
+        "alerts": [dict(a) for a in s.alerts.values()],
         "history": [
             {"stage": h.stage.value, "actor": h.actor, "at": h.at, "seq": h.seq, "reason": h.reason}
             for h in s.history
@@ -159,6 +161,10 @@ class OrchestratorAPI:
         p = await self.principal(request)
         if not p.authenticated:
             raise HTTPException(401, "a valid API key is required", {"WWW-Authenticate": "Bearer"})
+        if not p.admin:
+            # Status spans every tenant (targets, leases, replicas): the operator's view only.
+            await self.ledger_refusal(p, "_system", None, request)
+            raise HTTPException(403, "the status endpoint needs the admin key")
         return JSONResponse(self.orch.status())
 
     # -- intake -----------------------------------------------------------------------------
@@ -183,23 +189,17 @@ class OrchestratorAPI:
     async def intake_alertmanager(self, request: Request) -> JSONResponse:
         tenant = await self.tenant_of(request)
         body = await json_body(request)
-        alerts = body.get("alerts") if isinstance(body, dict) else None
-        if not isinstance(alerts, list):
-            raise HTTPException(400, "not an Alertmanager webhook payload: no 'alerts' list")
-        accepted, ignored = [], []
-        for i, a in enumerate(alerts[:100]):
-            labels = a.get("labels") if isinstance(a, dict) else None
-            if not isinstance(labels, dict):
-                raise HTTPException(400, f"alerts[{i}].labels must be an object")
-            service = str(labels.get("service") or labels.get("job") or "")
-            name = str(labels.get("alertname", "alert"))
-            firing = a.get("status", body.get("status")) == "firing"
-            try:
-                await self.orch.alertmanager_alert(tenant, service, firing=firing, name=name)
-                accepted.append({"service": service, "alertname": name, "firing": firing})
-            except KeyError:
-                ignored.append({"service": service, "alertname": name, "why": "no such target"})
-        return JSONResponse({"accepted": accepted, "ignored": ignored}, status_code=202)
+        try:
+            alerts = parse_notification(body)
+        except PayloadError as exc:
+            raise HTTPException(400, str(exc)) from None
+        try:
+            outcome = await self.orch.alertmanager_alerts(tenant, alerts)
+        except LedgerError:
+            raise HTTPException(
+                503, "the ledger cannot record these alerts now; retry", {"Retry-After": "5"}
+            ) from None
+        return JSONResponse(outcome, status_code=202)
 
     def routes(self) -> Sequence[BaseRoute]:
         return [

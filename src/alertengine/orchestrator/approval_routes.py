@@ -9,7 +9,8 @@ token travels in the URL.
 
 from __future__ import annotations
 
-import json
+import logging
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from alertengine import strict_json
 from alertengine.authorize.service import Authorizer, ConfirmResult, Preview
+from alertengine.ledger import LedgerError
+from alertengine.orchestrator.http import RETRY_AFTER_S
+from alertengine.stores import StoreUnavailable
 from alertengine.tenants import presented_key
+
+log = logging.getLogger("alertengine.http")
+
+#: Why approvals cannot be taken right now (the orchestrator's mode), or None when they can.
+Unavailable = Callable[[], "str | None"]
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 MAX_CONFIRM_BODY = 16_384
@@ -46,6 +56,25 @@ _HEALTH_LABELS = (
     ("source", "Source", "{}"),
     ("detail", "Detail", "{}"),
 )
+
+
+#: The page's heading says where the incident is *now*: a link opened again after the fix ran
+#: must not still read "awaiting approval".
+STAGE_HEADINGS = {
+    "DETECTED": "incident open, nobody asked yet",
+    "PROPOSED": "recovery proposed, being checked before anyone is asked",
+    "VALIDATED": "recovery awaiting approval",
+    "AUTHORIZED": "recovery approved, running now",
+    "EXECUTED": "recovery ran, watching health",
+    "RESOLVED": "incident resolved after the recovery",
+    "RECOVERED": "incident recovered by itself; nothing was run",
+    "EXPIRED": "approval window expired; nothing was run",
+    "WEBHOOK_FAILED": "recovery webhook failed; waiting in the dead-letter queue",
+}
+
+
+def stage_heading(stage: str) -> str:
+    return STAGE_HEADINGS.get(stage, f"incident {stage.lower() or 'status unknown'}")
 
 
 def _wants_json(request: Request) -> bool:
@@ -95,8 +124,8 @@ async def _token_from_post(request: Request) -> str | None:
         if len(raw) > MAX_CONFIRM_BODY:
             return None
         try:
-            body = json.loads(raw)
-        except ValueError:
+            body = strict_json.loads(raw)
+        except strict_json.JSONInputError:
             return None
         token = body.get("token") if isinstance(body, dict) else None
         return token if isinstance(token, str) else None
@@ -107,17 +136,67 @@ async def _token_from_post(request: Request) -> str | None:
     return None
 
 
-def approval_routes(authorizer: Authorizer, templates_dir: str | Path | None = None) -> list[Route]:
+def approval_routes(
+    authorizer: Authorizer,
+    templates_dir: str | Path | None = None,
+    *,
+    unavailable: Unavailable | None = None,
+) -> list[Route]:
+    """``unavailable()`` names why approvals are paused (e.g. the orchestrator is in EMERGENCY:
+    nothing may advance because nothing could be ledgered); the pages then answer 503."""
     templates = Jinja2Templates(directory=str(templates_dir or TEMPLATES_DIR))
 
-    def page(request: Request, name: str, status: int, **context: Any) -> Response:
+    def page(
+        request: Request,
+        name: str,
+        status: int,
+        headers: dict[str, str] | None = None,
+        **context: Any,
+    ) -> Response:
         return templates.TemplateResponse(
-            request, name, context, status_code=status, headers=SECURITY_HEADERS
+            request,
+            name,
+            context,
+            status_code=status,
+            headers={**SECURITY_HEADERS, **(headers or {})},
+        )
+
+    def paused(request: Request, why: str, *, before_start: bool = True) -> Response:
+        """503 + Retry-After: the person learns nothing happened and to try again.
+
+        ``before_start``: refused before anything was touched, so the link is surely unspent.
+        """
+        log.warning("%s %s answered 503: %s", request.method, request.url.path, why)
+        message = (
+            "AlertEngine cannot record approvals right now: its audit ledger or state "
+            "store is unavailable, and nothing may happen without being recorded."
+        )
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
+        if _wants_json(request) or "json" in request.headers.get("content-type", ""):
+            body = {
+                "ok": False,
+                "status": 503,
+                "problem": "unavailable",
+                "message": f"{message} Nothing was changed; try again later.",
+                "retry_after_s": RETRY_AFTER_S,
+            }
+            return JSONResponse(body, status_code=503, headers={**SECURITY_HEADERS, **headers})
+        return page(
+            request,
+            "unavailable.html",
+            503,
+            headers,
+            message=message,
+            retry_after_s=RETRY_AFTER_S,
+            before_start=before_start,
         )
 
     async def preview(request: Request) -> Response:
         token = request.query_params.get("token", "")
-        p: Preview = await authorizer.preview(token)
+        try:
+            p: Preview = await authorizer.preview(token)
+        except (StoreUnavailable, LedgerError) as exc:
+            return paused(request, str(exc))
         if _wants_json(request):
             return JSONResponse(p.to_dict(), status_code=p.status, headers=SECURITY_HEADERS)
         return page(
@@ -128,19 +207,26 @@ def approval_routes(authorizer: Authorizer, templates_dir: str | Path | None = N
             token=token,
             confirm_url=request.scope.get("root_path", "") + "/action/recover/confirm",
             expires=_utc(p.expires_at),
+            heading=stage_heading(p.stage),
             health=_health_rows(dict(p.detection)),
             diagnosis_rows=_diagnosis_rows(dict(p.diagnosis) if p.diagnosis else None),
         )
 
     async def confirm(request: Request) -> Response:
+        why = unavailable() if unavailable is not None else None
+        if why:  # refuse before touching anything: nothing can be ledgered now
+            return paused(request, why)
         token = await _token_from_post(request)
         key = presented_key(request)
-        # With an API key, the link must belong to that key's tenant.
-        expected_tenant = await authorizer.tenants.authenticate(key) if key else None
-        # A missing token is refused (and ledgered) like any other invalid one.
-        result: ConfirmResult = await authorizer.confirm(
-            token or "", via="web", expected_tenant=expected_tenant
-        )
+        try:
+            # With an API key, the link must belong to that key's tenant.
+            expected_tenant = await authorizer.tenants.authenticate(key) if key else None
+            # A missing token is refused (and ledgered) like any other invalid one.
+            result: ConfirmResult = await authorizer.confirm(
+                token or "", via="web", expected_tenant=expected_tenant
+            )
+        except (StoreUnavailable, LedgerError) as exc:  # went down before the mode noticed
+            return paused(request, str(exc), before_start=False)
         if _wants_json(request) or "json" in request.headers.get("content-type", ""):
             return JSONResponse(
                 result.to_dict(), status_code=result.status, headers=SECURITY_HEADERS

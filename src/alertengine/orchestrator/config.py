@@ -11,10 +11,20 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from alertengine.policy import Policy, PolicyError, load_policy
+from alertengine.stores.factory import check_store_url
+from alertengine.tenants import approver_id_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -39,9 +49,62 @@ class ChannelConfig(_Model):
         default="", description="the approver's id on that channel (defaults to the address)"
     )
 
+    @model_validator(mode="after")
+    def _no_phone_number_as_identity(self) -> ChannelConfig:
+        # The identity is written into the append-only ledger and shown on pages; a WhatsApp
+        # address is a phone number, which must appear in neither.
+        if self.channel == "whatsapp" and not self.identity:
+            raise ValueError(
+                'a WhatsApp approver needs an `identity` (e.g. identity = "ana"): it names '
+                "them in the ledger, where the phone number must never appear"
+            )
+        if phone_like_identity(self.channel, self.identity, self.address):
+            raise ValueError(
+                "`identity` looks like a phone number; it is written into the ledger, so use "
+                "a name or a handle"
+            )
+        return self
+
     @property
     def approver(self) -> str:
         return f"engineer:{self.channel}:{self.identity or self.address}"
+
+    @model_validator(mode="after")
+    def _approver_id(self) -> ChannelConfig:
+        problem = approver_id_problem(self.identity or self.address)
+        if problem and self.identity:
+            raise ValueError(f"identity {self.identity!r} {problem}")
+        if problem:
+            raise ValueError(
+                f"the address {self.address!r} {problem}, so it cannot name the approver: "
+                'set identity (e.g. identity = "alice")'
+            )
+        return self
+
+
+def _digits(text: str) -> str:
+    return "".join(c for c in text if c.isdigit())
+
+
+def phone_like_identity(channel: str, identity: str, address: str = "") -> bool:
+    """Would this approver id put a phone number into the ledger? A ``+…`` number anywhere;
+    on WhatsApp also the address's digits or any bare run of 7+ digits."""
+    if looks_like_phone_number(identity):
+        return True
+    digits = _digits(identity)
+    if channel != "whatsapp" or not digits:
+        return False
+    return digits == _digits(address) or (identity.strip().isdigit() and len(digits) >= 7)
+
+
+def looks_like_phone_number(text: str) -> bool:
+    """``+263 77 123 4567``, ``whatsapp:+2637…``: a leading ``+`` or ``whatsapp:`` and 7+ digits.
+
+    Telegram user ids are bare digits and stay allowed: they are not phone numbers.
+    """
+    t = text.strip().lower().removeprefix("whatsapp:").strip()
+    digits = sum(c.isdigit() for c in t)
+    return t.startswith("+") and digits >= 7 and all(c.isdigit() or c in " -.()+" for c in t)
 
 
 class TenantConfig(_Model):
@@ -53,7 +116,9 @@ class TenantConfig(_Model):
     approvers: list[ChannelConfig] = Field(default_factory=list)
     github_secret_env: str = ""
     max_channels: int = Field(5, ge=1)
-    council: bool = False
+    #: Two-lens council for this tenant. Unset: as the orchestrator's ``diagnoser`` says
+    #: (``council`` for every tenant); ``true`` needs an Anthropic key; ``false`` opts out.
+    council: bool | None = None
 
 
 class TargetConfig(_Model):
@@ -73,6 +138,10 @@ class TargetConfig(_Model):
         return v
 
 
+#: The council's two lenses by default: a fast model and a strong one, side by side.
+DEFAULT_COUNCIL_MODELS = ("claude-haiku-4-5", "claude-sonnet-4-6")
+
+
 class OrchestratorSection(_Model):
     store_url: str = "sqlite:///var/alertengine.db"
     base_url: str = "http://127.0.0.1:8700"
@@ -81,6 +150,34 @@ class OrchestratorSection(_Model):
     loop_interval_s: float = Field(5.0, gt=0, le=3600)
     demo: bool = False
     diagnoser: str = Field("rules", pattern=r"^(rules|claude|council)$")
+    #: The model of ``diagnoser = "claude"`` (empty: ALERTENGINE_CLAUDE_MODEL, then the default).
+    claude_model: str = ""
+    #: The council's models: lens A (latency & database), lens B (network & dependencies).
+    council_models: tuple[str, str] = DEFAULT_COUNCIL_MODELS
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                "must be an absolute http:// or https:// URL (approval links point there), "
+                f"got {v!r}"
+            )
+        return v.rstrip("/")
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_url(cls, v: str) -> str:
+        check_store_url(v)
+        return v
+
+    @field_validator("council_models")
+    @classmethod
+    def _models(cls, v: tuple[str, str]) -> tuple[str, str]:
+        if not all(m.strip() for m in v):
+            raise ValueError("each lens needs a model name")
+        return v
 
 
 class Config(_Model):
@@ -106,7 +203,8 @@ def parse_config(data: Mapping[str, Any], *, source: str = "config") -> Config:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
         )
         raise ConfigError(f"{source}: {problems}") from None
     _check_references(cfg, source)

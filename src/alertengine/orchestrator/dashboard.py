@@ -336,7 +336,14 @@ class Dashboard:
         return handler
 
     def _context(self, s: Session) -> dict[str, Any]:
-        return {"session": s, "mode": self.rt.orch.mode.value}
+        tenant = None if s.admin else s.tenant_id
+        notifier = self.rt.notifier
+        return {
+            "session": s,
+            "mode": self.rt.orch.mode.value,
+            "unreachable": notifier.unreachable_approvers(tenant),
+            "unreached": notifier.unreached_incidents(tenant),
+        }
 
     async def _ledger_refusal(
         self, s: Session, owner: str, incident_id: str | None, request: Request

@@ -13,14 +13,16 @@ the pipeline (ledgered), never stops it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from alertengine.alertmanager import alerts_ended, alerts_snapshot, firing
 from alertengine.clock import Clock
 from alertengine.engine import Change, IncidentEngine, TransitionRefused
 from alertengine.incidents import IncidentState, Stage
 from alertengine.policy import (
+    Decision,
     HealthSnapshot,
     Policy,
     degradation,
@@ -108,29 +110,73 @@ class Pipeline:
         return self.streaks.setdefault((target.tenant_id, target.service), Streaks())
 
     async def observe(
-        self, target: Target, snapshot: HealthSnapshot, body: Mapping[str, Any] | None = None
+        self,
+        target: Target,
+        snapshot: HealthSnapshot,
+        body: Mapping[str, Any] | None = None,
+        *,
+        alerts: Sequence[Mapping[str, Any]] = (),
     ) -> IncidentState | None:
-        """Feed one observation; returns the target's open incident afterwards, if any."""
+        """Feed one observation; returns the target's open incident afterwards, if any.
+
+        ``alerts``: the firing Alertmanager alerts this observation stands for (ledger data);
+        an incident it opens tracks them.
+        """
         policy = self.engine.policy_for(target.tenant_id)
         st = self.streaks_for(target)
         st.update(policy, snapshot, body or {})
         state = await self.engine.open_incident_for(target.tenant_id, target.service)
         if state is None:
-            state = await self._detect(target, policy, snapshot, st)
+            state = await self._detect(target, policy, snapshot, st, alerts)
             if state is None:
                 return None
         return await self._advance(target, policy, state, snapshot, st)
 
+    async def review(self, target: Target) -> IncidentState | None:
+        """Re-decide an open incident that tracks Alertmanager alerts, without an observation.
+
+        Alerts end by a notification or by time (``endsAt``), neither of which is a health
+        sample: an incident opened from Alertmanager is closed here, not by a poll.
+        """
+        state = await self.engine.open_incident_for(target.tenant_id, target.service)
+        if state is None or not state.alerts:
+            return state
+        policy = self.engine.policy_for(target.tenant_id)
+        st = self.streaks_for(target)
+        now = self.clock.now()
+        last = st.last or alerts_snapshot(firing(state.alerts, now), now)
+        return await self._advance(target, policy, state, last, st)
+
+    def _ended(self, policy: Policy, state: IncidentState, st: Streaks) -> Decision:
+        """Is the trouble over? Tracked alerts must all have ended; and unless Alertmanager
+        opened the incident, health must be back too (a resolved alert is not a health sample).
+        """
+        if state.alerts:
+            a = alerts_ended(state.alerts, self.clock.now())
+            if not a.yes or state.detection.get("source") == "alertmanager":
+                return a
+        return should_recover(policy, st.healthy)
+
     # -- stages -----------------------------------------------------------------------------
 
     async def _detect(
-        self, target: Target, policy: Policy, s: HealthSnapshot, st: Streaks
+        self,
+        target: Target,
+        policy: Policy,
+        s: HealthSnapshot,
+        st: Streaks,
+        alerts: Sequence[Mapping[str, Any]] = (),
     ) -> IncidentState | None:
         d = should_open(policy, s, unreachable_streak=st.unreachable)
         if not d.yes:
             return None
         state, created = await self.engine.open(
-            target.tenant_id, target.service, reason=d.reason, snapshot=s.summary(), source=s.source
+            target.tenant_id,
+            target.service,
+            reason=d.reason,
+            snapshot=s.summary(),
+            source=s.source,
+            alerts=alerts,
         )
         if created:
             log.info("incident opened", extra={"incident": state.incident_id, "reason": d.reason})
@@ -146,7 +192,7 @@ class Pipeline:
     ) -> IncidentState | None:
         # Recovery first: policy saw health return, whatever any diagnosis said.
         if state.stage in (Stage.DETECTED, Stage.PROPOSED, Stage.VALIDATED):
-            r = should_recover(policy, st.healthy)
+            r = self._ended(policy, state, st)
             if r.yes:
                 return await self._move(state, Change(Stage.RECOVERED, "policy", r.reason))
         if state.stage is Stage.DETECTED:
@@ -155,7 +201,13 @@ class Pipeline:
             quota = True
             if self.monthly_quota_left is not None:
                 quota = await self.monthly_quota_left(target.tenant_id)
-            v = should_validate(policy, s, st.degraded, quota_left=quota)
+            v = should_validate(
+                policy,
+                s,
+                st.degraded,
+                quota_left=quota,
+                firing_alerts=len(firing(state.alerts, self.clock.now())),
+            )
             if v.yes:
                 moved, ours = await self._attempt(
                     state, Change(Stage.VALIDATED, "policy", v.reason)
@@ -175,23 +227,33 @@ class Pipeline:
                     reason=v.reason,
                 )
         if state.stage is Stage.EXECUTED:
-            if st.healthy >= policy.recover_polls:
-                return await self._move(
-                    state,
-                    Change(Stage.RESOLVED, "policy", "health returned after the recovery ran"),
-                )
-            executed_at = state.history[-1].at
-            if self.clock.now() >= executed_at + policy.post_execution_grace_s:
-                return await self._move(
-                    state,
-                    Change(
-                        Stage.PROPOSED,
-                        "policy",
-                        f"health did not return within {policy.post_execution_grace_s:.0f} s "
-                        "of the recovery; proposing again",
-                        data={"action": state.action},
-                    ),
-                )
+            return await self._after_execution(policy, state, st)
+        return state
+
+    async def _after_execution(
+        self, policy: Policy, state: IncidentState, st: Streaks
+    ) -> IncidentState | None:
+        ended = self._ended(policy, state, st)
+        if ended.yes:
+            why = "health returned after the recovery ran"
+            if state.alerts:
+                why = f"after the recovery ran, {ended.reason}"
+            return await self._move(state, Change(Stage.RESOLVED, "policy", why))
+        executed_at = state.history[-1].at
+        grace = policy.post_execution_grace_s
+        if self.clock.now() >= executed_at + grace:
+            why = f"health did not return within {grace:.0f} s of the recovery"
+            if state.alerts:
+                why = f"{grace:.0f} s after the recovery, {ended.reason}"
+            return await self._move(
+                state,
+                Change(
+                    Stage.PROPOSED,
+                    "policy",
+                    f"{why}; proposing again",
+                    data={"action": state.action},
+                ),
+            )
         return state
 
     async def _diagnose_and_propose(

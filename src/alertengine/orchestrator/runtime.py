@@ -20,32 +20,41 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from alertengine.authorize.service import Authorizer
 from alertengine.authorize.tokens import TokenSigner, check_secret
+from alertengine.body_limit import BodyLimit
 from alertengine.clock import Clock, SystemClock
 from alertengine.commits import CommitLog
 from alertengine.commits_api import commits_routes
-from alertengine.diagnose.base import Diagnoser
-from alertengine.diagnose.claude import ClaudeDiagnoser
-from alertengine.diagnose.council import Council
-from alertengine.diagnose.rules import RulesDiagnoser
 from alertengine.engine import IncidentEngine
 from alertengine.execute.executor import Executor
+from alertengine.execute.signing import WeakKeyError, check_key
 from alertengine.incidents import IncidentState
-from alertengine.ledger import LedgerStore
+from alertengine.ledger import LedgerError, LedgerStore
+from alertengine.log_redaction import install_url_redaction
 from alertengine.notify.telegram import TelegramChannel
 from alertengine.notify.telegram_webhook import telegram_webhook_routes
 from alertengine.orchestrator.api import OrchestratorAPI
 from alertengine.orchestrator.approval_routes import approval_routes
 from alertengine.orchestrator.config import Config, TargetConfig
 from alertengine.orchestrator.dashboard import dashboard_routes
+from alertengine.orchestrator.diagnosers import build_diagnosis
 from alertengine.orchestrator.history import SharedHistory
-from alertengine.orchestrator.http import http_exception_handler
+from alertengine.orchestrator.http import (
+    BODY_LIMITS,
+    DEFAULT_BODY_LIMIT,
+    http_exception_handler,
+    unavailable_handler,
+)
 from alertengine.orchestrator.leases import Leases, lease_ttl_for, replica_id
+from alertengine.orchestrator.mode import Mode
+from alertengine.orchestrator.openapi import openapi_document
+from alertengine.orchestrator.preflight import missing_credentials
 from alertengine.orchestrator.service import Orchestrator
 from alertengine.orchestrator.settings import Settings
 from alertengine.orchestrator.wiring import (
@@ -55,10 +64,16 @@ from alertengine.orchestrator.wiring import (
     record_theory_choice,
     sweep_awaiting,
 )
-from alertengine.stores import StateStore
+from alertengine.stores import StateStore, StoreUnavailable
 from alertengine.tenants import TenantRegistry
 
 log = logging.getLogger("alertengine.runtime")
+
+#: The machine-readable description of every route (docs/orchestrator.md).
+OPENAPI = "/openapi.json"
+
+#: The in-chat answer to a button press while nothing can be ledgered (EMERGENCY).
+PAUSED_TEXT = "AlertEngine cannot record approvals right now. Nothing was changed; try again soon."
 
 #: Called when an incident reaches VALIDATED: issue links and notify (wired by notify).
 Notify = Callable[["Runtime", IncidentState], Awaitable[None]]
@@ -91,9 +106,14 @@ class Runtime:
         t: TargetConfig | None = self.config.target(tenant_id, service)
         if t is None or not t.recovery_webhook:
             raise LookupError(f"no recovery webhook configured for {tenant_id}/{service}")
-        secret = ""
-        if t.webhook_secret_env:
-            secret = os.environ.get(t.webhook_secret_env, "")
+        secret = os.environ.get(t.webhook_secret_env, "") if t.webhook_secret_env else ""
+        try:
+            check_key(secret)
+        except WeakKeyError as exc:
+            # Start-up refuses this (preflight); never sign with a key anyone could guess.
+            raise LookupError(
+                f"{tenant_id}/{service}: targets.webhook_secret_env: {exc}; not executing"
+            ) from None
         return t.recovery_webhook, secret
 
     def schedule_execution(self, tenant_id: str, incident_id: str) -> None:
@@ -125,6 +145,7 @@ async def build_runtime(
 ) -> Runtime:
     settings = settings or Settings.from_env(environ)
     clock = clock or SystemClock()
+    install_url_redaction()  # httpx logs every URL at INFO; secrets ride in some of them
     http = http or httpx.AsyncClient(
         timeout=10.0, limits=httpx.Limits(max_connections=200), follow_redirects=False
     )
@@ -166,14 +187,13 @@ async def build_runtime(
 
     executor = Executor(orch.engine, store, http, clock, webhook_for, holder=replica)
     commits = CommitLog(store)
+    diagnosis = build_diagnosis(config, settings)
     orch.pipeline.diagnose = DiagnosisStep(
         orch.engine,
         commits,
-        _diagnoser(config, settings),
-        council=_council(settings),
-        council_tenants=frozenset(
-            t.id for t in config.tenants if t.council or settings.council_enabled
-        ),
+        diagnosis.diagnoser,
+        council=diagnosis.council,
+        council_tenants=diagnosis.council_tenants,
         baseline_for=lambda tenant, service: orch.baselines.get((tenant, service)),
         report_health=orch.set_component,
     )
@@ -183,9 +203,26 @@ async def build_runtime(
     )
     channels = build_channels(settings, http, clock, webhook_secret=webhook_secret)
     notifier = Notifier(
-        config, orch.engine, authorizer, channels, clock, commits, report_health=orch.set_component
+        config,
+        orch.engine,
+        authorizer,
+        channels,
+        clock,
+        commits,
+        report_health=orch.set_component,
+        missing=missing_credentials(settings),
     )
     orch.validated_hooks.append(notifier.on_validated)
+    orch.status_sections["notifications"] = notifier.status
+    for gap in notifier.unreachable_approvers():
+        # Start-up refuses this unless --allow-unreachable-approvers: then say it loudly.
+        log.warning(
+            "approver %s of tenant %s cannot be reached on %s: %s",
+            gap["approver"],
+            gap["tenant"],
+            gap["channel"],
+            gap["why"],
+        )
     rt = Runtime(
         config=config,
         settings=settings,
@@ -207,6 +244,8 @@ async def build_runtime(
     if isinstance(telegram, TelegramChannel) and settings.telegram_webhook_secret:
 
         async def on_callback(user_id: str, data: str) -> str:
+            if orch.mode is Mode.EMERGENCY:  # as the web confirm: refuse before touching anything
+                return PAUSED_TEXT
             if data.startswith("trust:"):
                 tenants = [t.id for t in config.tenants]
                 return await record_theory_choice(
@@ -226,24 +265,6 @@ async def build_runtime(
 
     orch.tick_hooks.append(sweep)
     return rt
-
-
-def _diagnoser(config: Config, settings: Settings) -> Diagnoser:
-    if config.orchestrator.diagnoser in ("claude", "council") and settings.anthropic_api_key:
-        return ClaudeDiagnoser(
-            settings.anthropic_api_key, base_url=settings.anthropic_base_url or None
-        )
-    return RulesDiagnoser()
-
-
-def _council(settings: Settings) -> Council | None:
-    if not settings.council_enabled or not settings.anthropic_api_key:
-        return None
-    base = settings.anthropic_base_url or None
-    return Council(
-        ClaudeDiagnoser(settings.anthropic_api_key, base_url=base, lens="latency_database"),
-        ClaudeDiagnoser(settings.anthropic_api_key, base_url=base, lens="network_dependency"),
-    )
 
 
 def _github_secret_for(config: Config) -> Callable[[str, str], Awaitable[bytes | None]]:
@@ -277,6 +298,11 @@ def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "mode": rt.orch.mode.value})
 
+    def approvals_paused() -> str | None:
+        if rt.orch.mode is Mode.EMERGENCY:
+            return "orchestrator in EMERGENCY: " + ", ".join(rt.orch.mode_reasons)
+        return None
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await sync_tenants(rt)
@@ -302,11 +328,23 @@ def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         *api.routes(),
-        *approval_routes(rt.authorizer),
+        *approval_routes(rt.authorizer, unavailable=approvals_paused),
         *rt.extra_routes,
     ]
+    document = openapi_document([r.path for r in routes if isinstance(r, Route)] + [OPENAPI])
+
+    async def openapi(_: Request) -> JSONResponse:
+        return JSONResponse(document)
+
+    routes.append(Route(OPENAPI, openapi, methods=["GET"]))
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: http_exception_handler},
+        # Bodies are bounded and read whole before any route runs (docs/orchestrator.md).
+        middleware=[Middleware(BodyLimit, limits=BODY_LIMITS, default=DEFAULT_BODY_LIMIT)],
+        exception_handlers={
+            HTTPException: http_exception_handler,
+            StoreUnavailable: unavailable_handler,
+            LedgerError: unavailable_handler,
+        },
     )

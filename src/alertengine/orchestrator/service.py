@@ -12,16 +12,18 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from alertengine.alertmanager import Alert
 from alertengine.clock import Clock
 from alertengine.engine import IncidentEngine
 from alertengine.incidents import IncidentState
 from alertengine.ledger import LedgerError, LedgerStore
+from alertengine.orchestrator.alert_intake import AlertIntake
 from alertengine.orchestrator.baseline import Baseline, learn
 from alertengine.orchestrator.config import Config, TargetConfig
 from alertengine.orchestrator.history import (
@@ -90,6 +92,8 @@ class Orchestrator:
         self.validated_hooks: list[Callable[[IncidentState], Awaitable[None]]] = []
         #: Called once per loop tick after polling (expiry, escalation, execution sweep).
         self.tick_hooks: list[Callable[[], Awaitable[None]]] = []
+        #: Extra sections of status(), by key (e.g. the notifier's unreachable approvers).
+        self.status_sections: dict[str, Callable[[], Any]] = {}
         self._pending_system: list[dict[str, Any]] = []
         #: Recent observations per (tenant, service), bounded, newest last.
         self.history: dict[tuple[str, str], deque[Observation]] = {}
@@ -104,6 +108,15 @@ class Orchestrator:
         #: Set when replicas share a store: only targets whose lease we hold are polled.
         self.leases: Leases | None = None
         self._stop = asyncio.Event()
+        self.alert_intake = AlertIntake(
+            self.engine,
+            self.pipeline,
+            clock,
+            target_for=self.target_for,
+            targets=lambda: self.config.targets,
+            observe=self.observe,
+        )
+        self.tick_hooks.append(self.alert_intake.review_open)
 
     # -- policy -----------------------------------------------------------------------------
 
@@ -123,7 +136,12 @@ class Orchestrator:
     # -- observing --------------------------------------------------------------------------
 
     async def observe(
-        self, t: TargetConfig, snapshot: HealthSnapshot, body: Mapping[str, Any] | None = None
+        self,
+        t: TargetConfig,
+        snapshot: HealthSnapshot,
+        body: Mapping[str, Any] | None = None,
+        *,
+        alerts: Sequence[Mapping[str, Any]] = (),
     ) -> IncidentState | None:
         self._history_dirty.add((t.tenant, t.service))
         self.history.setdefault((t.tenant, t.service), deque(maxlen=HISTORY_POINTS)).append(
@@ -138,7 +156,7 @@ class Orchestrator:
         )
         await self._learn_baseline(t, snapshot)
         try:
-            state = await self.pipeline.observe(self._target(t), snapshot, body)
+            state = await self.pipeline.observe(self._target(t), snapshot, body, alerts=alerts)
         except LedgerError as exc:
             await self._component("ledger", False, f"ledger: {exc}")
             return None
@@ -190,28 +208,24 @@ class Orchestrator:
                 return None
         return await self.observe(t, snap, body)
 
-    async def alertmanager_alert(
-        self, tenant_id: str, service: str, *, firing: bool, name: str
-    ) -> IncidentState | None:
-        t = self.target_for(tenant_id, service)
-        if t is None:
-            raise KeyError(service)
-        now = self.clock.now()
-        if firing:
-            snap = HealthSnapshot(
-                observed_at=now, status="critical", source="alertmanager", detail=name
-            )
-        else:  # a resolved alert is a healthy observation
-            snap = HealthSnapshot(
-                observed_at=now,
-                score=100.0,
-                status="ok",
-                error_rate=0.0,
-                sample_size=10**6,
-                source="alertmanager",
-                detail=f"{name} resolved",
-            )
-        return await self.observe(t, snap, {})
+    async def alertmanager_alerts(
+        self, tenant_id: str, alerts: Sequence[Alert]
+    ) -> dict[str, list[Any]]:
+        """One Alertmanager notification (see :mod:`alertengine.orchestrator.alert_intake`).
+
+        Raises LedgerError when what it says cannot be ledgered (answer 503: Alertmanager
+        retries), after reporting the ledger down.
+        """
+        try:
+            if self.leases is not None:  # any replica takes alerts: start from the shared ledger
+                await self.engine.refresh(tenant_id)
+            outcome = await self.alert_intake.receive(tenant_id, alerts)
+        except LedgerError as exc:
+            await self._component("ledger", False, f"ledger: {exc}")
+            raise
+        if not self.components.get("ledger", True):  # observe() degraded instead of raising
+            raise LedgerError("the ledger is down: the alerts could not all be recorded")
+        return outcome
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -392,4 +406,5 @@ class Orchestrator:
                 "last_tick_ms": round(self.stats.last_tick_ms, 2),
                 "errors": dict(self.stats.errors),
             },
+            **{key: section() for key, section in self.status_sections.items()},
         }

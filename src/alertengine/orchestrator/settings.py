@@ -5,12 +5,27 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class SecretSettingError(ValueError):
     """A required secret is missing or too weak; the message says how to set it."""
+
+
+class EnvSettingError(ValueError):
+    """An environment variable's value cannot be used; one line per variable, naming it."""
+
+
+def _env_problems(exc: ValidationError, secret_names: set[str]) -> str:
+    lines = []
+    for e in exc.errors():
+        name = ".".join(str(p) for p in e["loc"]) or "environment"
+        got = e.get("input")
+        # Never echo a secret's value; numbers and flags help the reader.
+        shown = f" (got {got!r})" if name not in secret_names and isinstance(got, str) else ""
+        lines.append(f"{name}: {e['msg'].lower()}{shown}")
+    return "; ".join(lines)
 
 
 class Settings(BaseSettings):
@@ -39,10 +54,15 @@ class Settings(BaseSettings):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        if environ is None:
-            return cls()
-        known = {f.alias for f in cls.model_fields.values() if f.alias}
-        return cls.model_validate({k: v for k, v in environ.items() if k in known})
+        """The settings, or :class:`EnvSettingError` naming each variable that does not parse."""
+        try:
+            if environ is None:
+                return cls()
+            known = {f.alias for f in cls.model_fields.values() if f.alias}
+            return cls.model_validate({k: v for k, v in environ.items() if k in known})
+        except ValidationError as exc:
+            text = {f.alias or n for n, f in cls.model_fields.items() if f.annotation is str}
+            raise EnvSettingError(_env_problems(exc, text)) from None
 
     def ledger_key_bytes(self, *, demo: bool) -> bytes:
         """The ledger checkpoint HMAC key; a throw-away one in demo mode only."""

@@ -23,6 +23,7 @@ from alertengine.commits import Commit, CommitLog, flag_risky
 from alertengine.diagnose.base import Diagnoser, Diagnosis, DiagnosisContext
 from alertengine.diagnose.council import Council, CouncilVerdict
 from alertengine.engine import IncidentEngine
+from alertengine.execute.signing import check_key
 from alertengine.incidents import IncidentState, Stage
 from alertengine.notify.channel import Channel, DeliveryResult
 from alertengine.notify.delivery import DeliveryEvent, Dispatcher, Recipient
@@ -35,6 +36,7 @@ from alertengine.notify.webhook import SignedWebhookChannel
 from alertengine.orchestrator.baseline import Baseline, deviation
 from alertengine.orchestrator.config import Config
 from alertengine.orchestrator.pipeline import Target
+from alertengine.orchestrator.preflight import missing_credentials
 from alertengine.orchestrator.settings import Settings
 from alertengine.policy import HealthSnapshot
 from alertengine.tenants import TenantRegistry, engineer_identity
@@ -68,7 +70,7 @@ class AddressedWebhookChannel:
     name = "webhook"
 
     def __init__(self, secret: bytes, client: httpx.AsyncClient, clock: Clock) -> None:
-        self._secret, self._client, self._clock = secret, client, clock
+        self._secret, self._client, self._clock = check_key(secret), client, clock
 
     async def send(self, recipient: str, msg: RenderedMessage) -> DeliveryResult:
         channel = SignedWebhookChannel(recipient, self._secret, self._client, self._clock)
@@ -84,7 +86,7 @@ def build_channels(
         channels["telegram"] = TelegramChannel(
             settings.telegram_bot_token, http, base_url=settings.telegram_api_base
         )
-    if settings.twilio_account_sid and settings.twilio_auth_token:
+    if not missing_credentials(settings)["whatsapp"]:
         channels["whatsapp"] = TwilioWhatsAppChannel(
             settings.twilio_account_sid,
             settings.twilio_auth_token,
@@ -187,6 +189,7 @@ class Notifier:
         *,
         retries: int = 2,
         report_health: ReportHealth = _ignore_health,
+        missing: Mapping[str, str] | None = None,
     ) -> None:
         self.report_health = report_health
         self.config = config
@@ -194,20 +197,58 @@ class Notifier:
         self.authorizer = authorizer
         self.clock = clock
         self.commits = commits
+        self.channels = dict(channels)
+        #: Why a channel is absent (e.g. "TELEGRAM_BOT_TOKEN not set"), for messages.
+        self.missing = dict(missing or {})
         self.dispatcher = Dispatcher(channels, self._record, clock, retries=retries)
+        #: Incidents awaiting approval that nobody could be told about: (tenant, id) -> why.
+        self.unreached: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def why_unreachable(self, channel: str) -> str:
+        """Empty when ``channel`` can send; else the reason, naming what to set."""
+        if channel in self.channels:
+            return ""
+        return self.missing.get(channel) or f"no {channel} channel is configured"
+
+    def unreachable_approvers(self, tenant_id: str | None = None) -> list[dict[str, str]]:
+        """Route entries whose channel cannot send (started with --allow-unreachable-…)."""
+        return [
+            {"tenant": t.id, "approver": a.approver, "channel": a.channel, "why": why}
+            for t in self.config.tenants
+            if tenant_id is None or t.id == tenant_id
+            for a in t.approvers
+            if (why := self.why_unreachable(a.channel))
+        ]
+
+    def unreached_incidents(self, tenant_id: str | None = None) -> list[dict[str, Any]]:
+        return [v for (t, _), v in sorted(self.unreached.items()) if tenant_id in (None, t)]
+
+    def status(self) -> dict[str, Any]:
+        """For ``/__alertengine/status``: who cannot be reached, and who was not told."""
+        return {
+            "unreachable_approvers": self.unreachable_approvers(),
+            "incidents_without_reachable_approver": self.unreached_incidents(),
+        }
 
     async def _record(self, ev: DeliveryEvent) -> None:
         decision = "delivered" if ev.ok else ("skipped" if ev.skipped else "failed")
         if not ev.skipped:
             await self.report_health(f"provider:{ev.channel}", ev.ok, ev.error)
+        # Only a channel that accepted the message makes it "sent".
+        if ev.ok:
+            outcome = f"approval link sent to {ev.identity} via {ev.channel}"
+        else:
+            why = ev.error or ev.skipped or "failed"
+            if ev.skipped and ev.error:
+                why = f"{ev.skipped}: {ev.error}"
+            outcome = f"approval link NOT sent to {ev.identity} via {ev.channel}: {why}"
         await self.engine.record(
             ev.tenant_id,
             ev.incident_id,
             kind="delivery",
             actor="orchestrator",
             decision=decision,
-            reason=f"{ev.channel} attempt {ev.attempt}: "
-            + ("delivered" if ev.ok else ev.skipped or ev.error or "failed"),
+            reason=f"{outcome} (attempt {ev.attempt})",
             data=ev.to_dict(),
         )
 
@@ -221,15 +262,62 @@ class Notifier:
         await self.notify_level(state, 0)
 
     async def notify_level(self, state: IncidentState, level: int) -> bool:
-        """Notify the people from ``level`` on, until one delivery succeeds."""
+        """Notify the people from ``level`` on, until one delivery succeeds. Reaching nobody
+        is loud at once: an error log, a ledger entry and a status field."""
         levels = escalation_levels(self.route(state.tenant_id))
+        tried: list[str] = []
         for people in levels[level:]:
             for r in people:  # one person's channels, as fall-overs
                 if await self._notify_one(state, r):
+                    self.unreached.pop((state.tenant_id, state.incident_id), None)
                     return True
+                why = self.why_unreachable(r.channel) or "delivery failed"
+                tried.append(f"{r.identity} via {r.channel} ({why})")
+        await self._nobody_reached(state, tried)
         return False
 
+    async def _nobody_reached(self, state: IncidentState, tried: list[str]) -> None:
+        fresh = await self.engine.get(state.tenant_id, state.incident_id) or state
+        if fresh.stage is not Stage.VALIDATED:
+            return  # it moved on meanwhile (approved, recovered): nobody needs asking
+        why = "; ".join(tried) if tried else "the tenant has no approvers"
+        reason = f"no approver could be reached: {why}"
+        log.error("incident %s/%s: %s", state.tenant_id, state.incident_id, reason)
+        self.unreached[(state.tenant_id, state.incident_id)] = {
+            "tenant": state.tenant_id,
+            "incident_id": state.incident_id,
+            "service": state.service,
+            "since": self.clock.now(),
+            "reason": reason,
+        }
+        await self.engine.record(
+            state.tenant_id,
+            state.incident_id,
+            kind="delivery",
+            actor="orchestrator",
+            decision="unreachable",
+            reason=reason,
+            data={"tried": tried},
+        )
+
     async def _notify_one(self, state: IncidentState, r: Recipient) -> bool:
+        why = self.why_unreachable(r.channel)
+        if why:
+            # No link is issued for a message nobody can send; the skip is ledgered.
+            await self._record(
+                DeliveryEvent(
+                    state.tenant_id,
+                    state.incident_id,
+                    r.channel,
+                    r.identity,
+                    0,
+                    self.clock.now(),
+                    ok=False,
+                    error=why,
+                    skipped="unknown_channel",
+                )
+            )
+            return False
         try:
             link = await self.authorizer.issue(state.tenant_id, state.incident_id, r.identity)
         except Exception as exc:  # e.g. the incident moved on meanwhile
@@ -275,6 +363,7 @@ class Notifier:
             approve_callback=f"ae:{jti}" if channel == "telegram" else "",
             expires_at=expires_at,
             action=fresh.action,
+            alerts=list(fresh.alerts.values()),
         )
         return render(m)
 
@@ -282,12 +371,25 @@ class Notifier:
         """Tick hook: escalate incidents awaiting approval for longer than policy allows."""
         for t in self.config.tenants:
             policy = self.engine.policy_for(t.id)
+            awaiting: set[str] = set()
             for s in await self.engine.incidents(t.id, open_only=True):
                 if s.stage is not Stage.VALIDATED:
                     continue
+                awaiting.add(s.incident_id)
                 if s.notified_at is None:
                     # Nobody could be told yet (every channel failed): try the route again.
                     validated_at = s.history[-1].at
+                    # Known after a restart or on another replica too (from the ledger).
+                    self.unreached.setdefault(
+                        (t.id, s.incident_id),
+                        {
+                            "tenant": t.id,
+                            "incident_id": s.incident_id,
+                            "service": s.service,
+                            "since": validated_at,
+                            "reason": "no approver has been reached yet",
+                        },
+                    )
                     if self.clock.now() >= validated_at + policy.escalate_after_s * (
                         s.escalations + 1
                     ):
@@ -312,6 +414,8 @@ class Notifier:
                 fresh = await self.engine.get(t.id, s.incident_id)
                 if fresh is not None:
                     await self.notify_level(fresh, level)
+            for key in [k for k in self.unreached if k[0] == t.id and k[1] not in awaiting]:
+                del self.unreached[key]  # decided, recovered or expired: no longer waiting
 
     async def _retry_unnotified(self, s: IncidentState) -> None:
         await self.engine.record(

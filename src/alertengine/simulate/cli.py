@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 
+from alertengine.cli_common import stdout_console
 from alertengine.simulate.chart import chart_svg
 from alertengine.simulate.report import diff_rows, diff_table, print_run
 from alertengine.simulate.run import Outcome, run_scenario
@@ -48,7 +48,7 @@ def simulate_cmd(
 ) -> None:
     """Run a scenario through the real policy, pipeline, authorizer, notifier and executor
     on a virtual clock, and show what the process did."""
-    console = Console()
+    console = stdout_console()  # piped: as wide as the rows, ids whole
     try:
         sc = load_scenario(scenario)
         overrides = load_policy_file(policy) if policy is not None else None

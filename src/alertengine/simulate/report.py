@@ -85,7 +85,10 @@ def summary_table(s: Summary, *, verified: bool | None = None) -> Table:
 
 def incidents_table(s: Summary) -> Table:
     table = Table(title="Incidents", header_style="bold")
-    for col in ("incident", "service", "onset", "detect", "notify", "authorize", "end", "final"):
+    widest = max((len(i.incident_id) for i in s.incidents), default=0)
+    # The incident id is what a person copies into the next command: never shortened.
+    table.add_column("incident", overflow="fold", min_width=widest)
+    for col in ("service", "onset", "detect", "notify", "authorize", "end", "final"):
         table.add_column(col)
     for i in s.incidents:
         table.add_row(

@@ -46,6 +46,14 @@ def _kind(url: str) -> str:
     raise ValueError(f"unsupported store URL {url!r}: use {_SCHEMES}")
 
 
+def check_store_url(url: str) -> str:
+    """The store kind ("sqlite", "redis", "memory"); ``ValueError`` saying why it cannot open."""
+    kind = _kind(url)
+    if kind == "sqlite":
+        sqlite_path(url)
+    return kind
+
+
 def open_ledger(url: str, *, key: bytes | None) -> LedgerStore:
     """The ledger at ``url``. ``key`` signs head checkpoints; None opens it read-only."""
     kind = _kind(url)

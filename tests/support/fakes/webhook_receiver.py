@@ -18,7 +18,7 @@ from alertengine.execute.signing import verify
 
 @dataclass
 class FakeWebhookReceiver:
-    secret: bytes = b"webhook-secret"
+    secret: bytes = b"webhook-secret-for-tests-0123456789"
     script: list[int] = field(default_factory=list)
     received: list[dict[str, Any]] = field(default_factory=list)
 
