@@ -19,7 +19,7 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -31,6 +31,9 @@ from alertengine.incidents import IncidentState, Stage
 from alertengine.ledger import LedgerQuery
 from alertengine.policy import webhook_backoff
 from alertengine.stores.base import StateStore
+
+if TYPE_CHECKING:
+    from alertengine.execute.receipts import ReceiptBook
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,10 @@ class ExecutionOutcome:
 
 
 class Executor:
+    #: Sends the log's checkpoint with each call and ledgers the receiver's receipt
+    #: (execute/receipts.py); set by the runtime.
+    receipts: ReceiptBook | None = None
+
     def __init__(
         self,
         engine: IncidentEngine,
@@ -189,6 +196,7 @@ class Executor:
                 "Content-Type": "application/json",
                 IDEMPOTENCY_HEADER: key,
                 **sign(secret, body, self.clock.now()),
+                **(await self.receipts.headers(tenant_id) if self.receipts else {}),
             }
             status, error = None, ""
             try:
@@ -196,6 +204,8 @@ class Executor:
                     url, content=body, headers=headers, timeout=policy.webhook_timeout_s
                 )
                 status = resp.status_code
+                if self.receipts is not None:
+                    error = await self.receipts.observe(state, key, body, resp)
             except httpx.HTTPError as exc:
                 error = type(exc).__name__
             succeeded = status is not None and 200 <= status < 300
@@ -216,6 +226,8 @@ class Executor:
             )
             if succeeded:
                 return await self._finish_executed(state, key, attempt, status)
+            if error.startswith("witness_refused"):
+                break  # a refused checkpoint stays refused: dead-letter with the reason now
             if i + 1 < budget:
                 await self.clock.sleep(webhook_backoff(policy, attempt))
         return await self._finish_failed(state, key, attempt, status, error, target)

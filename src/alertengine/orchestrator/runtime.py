@@ -33,6 +33,7 @@ from alertengine.commits import CommitLog
 from alertengine.commits_api import commits_routes
 from alertengine.engine import IncidentEngine
 from alertengine.execute.executor import Executor
+from alertengine.execute.receipts import ReceiptBook, checkpoint_source
 from alertengine.execute.signing import WeakKeyError, check_key
 from alertengine.incidents import IncidentState
 from alertengine.ledger import LedgerError, LedgerStore
@@ -58,6 +59,7 @@ from alertengine.orchestrator.preflight import missing_credentials
 from alertengine.orchestrator.service import Orchestrator
 from alertengine.orchestrator.settings import Settings
 from alertengine.orchestrator.wiring import (
+    AddressedWebhookChannel,
     DiagnosisStep,
     Notifier,
     build_channels,
@@ -186,6 +188,8 @@ async def build_runtime(
         return holder["rt"].webhook_for(tenant_id, service)
 
     executor = Executor(orch.engine, store, http, clock, webhook_for, holder=replica)
+    executor.receipts = ReceiptBook(orch.engine, checkpoint_source(ledger, environ))
+    orch.status_sections["witnesses"] = executor.receipts.status
     commits = CommitLog(store)
     diagnosis = build_diagnosis(config, settings)
     orch.pipeline.diagnose = DiagnosisStep(
@@ -202,6 +206,9 @@ async def build_runtime(
         or hmac.new(secret, b"alertengine notify webhook", hashlib.sha256).digest()
     )
     channels = build_channels(settings, http, clock, webhook_secret=webhook_secret)
+    for channel in channels.values():  # signed notification webhooks carry the checkpoint
+        if isinstance(channel, AddressedWebhookChannel):
+            channel.checkpoint = executor.receipts.checkpoint
     notifier = Notifier(
         config,
         orch.engine,
