@@ -23,8 +23,8 @@ from alertengine.ledger.chain import EntryDraft
 from alertengine.ledger.checkpoint import NoteSigner
 from alertengine.ledger.memory import MemoryLedgerStore
 from alertengine.ledger.reconcile import (
-    Reconciliation,
     ReceiptRecord,
+    Reconciliation,
     ledgered_receipts,
     parse_receipts_file,
     reconcile,
