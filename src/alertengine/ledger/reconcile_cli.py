@@ -70,7 +70,8 @@ def reconcile_command(
         typer.Option("--receiver-key", help="A receiver's verifier key; may repeat."),
     ] = None,
     url: Annotated[
-        str | None, typer.Option("--url", help="Store URL (default: $ALERTENGINE_STORE_URL).")
+        str | None,
+        typer.Option("--store-url", "--url", help="Store URL (default: $ALERTENGINE_STORE_URL)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
