@@ -59,8 +59,9 @@ class MemoryWitnessStore:
             self._seen[origin] = (size, note)
 
     async def claim(self, key: str, body_sha256: str, receipt: str) -> Claimed:
-        if key in self._calls:
-            return self._calls[key]
+        first = self._calls.get(key)
+        if first is not None:
+            return Claimed(False, first.body_sha256, first.receipt)
         self._calls[key] = Claimed(True, body_sha256, receipt)
         return self._calls[key]
 
