@@ -161,3 +161,27 @@ async def test_a_receipt_for_another_body_is_ledgered_as_invalid(served: Served)
     assert entry.decision == "invalid" and entry.data["valid"] is False
     assert "body hash" in entry.reason
     await sys.close()
+
+
+async def test_a_receiver_that_cannot_check_yet_is_retried_not_refused(served: Served) -> None:
+    """503 consistency_unavailable is "retry later", never a verdict on the log."""
+    import time
+
+    from alertengine.clock import VirtualClock
+    from tests.execute.test_executor import run_with_virtual_time
+
+    clock = VirtualClock(start=time.time())
+    sys = await build_system(clock=clock, webhook_url=served.url, execute_on_authorize=False)
+    assert sys.executor is not None and isinstance(sys.ledger, TreeStore)
+    log = TransparencyLog(sys.ledger, LOG)
+    sys.executor.receipts = ReceiptBook(sys.engine, log.checkpoint)
+    await add_tenant(sys)
+    i = await authorize(sys)
+    # The receiver witnessed an earlier, smaller tree and has no way to fetch proofs.
+    await served.receiver.store.witness(origin_for("acme"), await log.checkpoint("acme", 1), 1)
+    out = await run_with_virtual_time(sys, clock, i)
+    assert out.result == "failed" and out.attempts == 3 and out.status_code == 503
+    assert served.ran == [] and await entries(sys, "acme", "receipt") == []
+    (doc,) = await dlq_list(sys.store)
+    assert not doc["last_error"].startswith("witness_refused")
+    await sys.close()

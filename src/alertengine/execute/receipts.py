@@ -130,7 +130,7 @@ class ReceiptBook:
                 "tenant %s incident %s: the receiver's receipt is not valid: %s",
                 state.tenant_id, state.incident_id, problem,
             )  # fmt: skip
-        if not refused and verdict != "refused":
+        if not refused:  # only a 409 is a verdict on our log (a 503 is "retry later")
             return ""
         log.error(
             "WITNESS REFUSED OUR CHECKPOINT: tenant %s incident %s key %s: %s (%s). The "

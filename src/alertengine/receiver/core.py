@@ -13,7 +13,8 @@
    refused with **409** and a signed receipt whose verdict is ``refused`` and says why;
 4. de-duplication by Idempotency-Key: the first call runs (``Answer.run``), a repeat gets
    the first call's receipt back and does not run;
-5. a receipt signed with the receiver's own Ed25519 key (:mod:`.receipt`).
+5. a receipt signed with the receiver's own Ed25519 key (:mod:`.receipt`). When the proof
+   cannot be fetched the answer is 503 with no receipt (not a verdict on the log: retry).
 """
 
 from __future__ import annotations
@@ -229,11 +230,10 @@ class Receiver:
                 try:
                     head = await self._witness(tenant, note)
                 except Inconsistent as exc:
-                    status = (
-                        STATUS_CANNOT_CHECK
-                        if exc.error == "consistency_unavailable"
-                        else STATUS_CHECKPOINT_REFUSED
-                    )
+                    if exc.error == "consistency_unavailable":
+                        # Not a verdict on the log: no receipt, the sender retries later.
+                        return self._refuse(STATUS_CANNOT_CHECK, exc.error, exc.reason)
+                    status = STATUS_CHECKPOINT_REFUSED
                     refusal = Receipt(
                         key, digest, _head_or_none(note, self.verifiers), "refused",
                         exc.reason, int(now),
