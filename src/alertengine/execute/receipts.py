@@ -157,27 +157,28 @@ def checkpoint_source(
 ) -> CheckpointSource | None:
     """The tenant checkpoints of ``ledger`` signed with the log's key, for outgoing calls.
 
-    The key is found as :func:`alertengine.ledger.keys.load_signer` says: next to a SQLite
-    ledger (created there on first start), else from the environment; a store with no
-    state directory (memory) and no key in the environment signs with a throw-away key
-    (logged: such checkpoints cannot be checked later). None when the store keeps no tree.
+    The key is found as :func:`alertengine.ledger.keys.load_signer` says, in the state
+    directory ``ledger public-key`` reads for the same store: next to a SQLite ledger, else
+    ``var/`` (created there on first start). A memory store with no key in the environment
+    signs with a throw-away key (logged: such checkpoints cannot be checked later). None
+    when the store keeps no tree.
     """
     from alertengine.ledger.base import TreeStore
     from alertengine.ledger.checkpoint import NoteSigner
     from alertengine.ledger.keys import DEFAULT_KEY_NAME, load_signer
+    from alertengine.ledger.memory import MemoryLedgerStore
     from alertengine.ledger.tlog import TransparencyLog
 
     if not isinstance(ledger, TreeStore):
         return None
     path = getattr(ledger, "path", None)
-    try:
-        if path is not None:
-            signer = load_signer(environ, state_dir=Path(path).parent)
-        else:
+    if isinstance(ledger, MemoryLedgerStore):
+        try:
             signer = load_signer(environ, create=False)
-    except CheckpointError as exc:
-        if path is not None:
-            raise
-        log.warning("checkpoints of outgoing calls are signed with a throw-away key: %s", exc)
-        signer = NoteSigner.generate(DEFAULT_KEY_NAME)
+        except CheckpointError as exc:
+            log.warning("outgoing checkpoints are signed with a throw-away key: %s", exc)
+            signer = NoteSigner.generate(DEFAULT_KEY_NAME)
+    else:
+        state_dir = Path(path).parent if path is not None else Path("var")
+        signer = load_signer(environ, state_dir=state_dir)
     return TransparencyLog(ledger, signer).checkpoint
