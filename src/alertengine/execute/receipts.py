@@ -36,6 +36,8 @@ ACTOR = "receiver"
 REFUSED_PREFIX = "witness_refused"
 #: How many recent refusals the status page keeps.
 KEEP_REFUSALS = 20
+#: A receipt is a few hundred bytes; a larger one is not copied into the ledger.
+MAX_RECEIPT_CHARS = 4096
 
 CheckpointSource = Callable[[str], Awaitable[str]]
 
@@ -85,7 +87,7 @@ class ReceiptBook:
         …``) when the receiver refused our checkpoint, else an empty string."""
         answer = _answer(resp)
         note = answer.get("receipt")
-        error = str(answer.get("error") or "")
+        error = str(answer.get("error") or "")[:100]
         refused = resp.status_code == STATUS_CHECKPOINT_REFUSED and error.startswith("checkpoint")
         if not isinstance(note, str) and not refused:
             return ""  # a receiver without receipts: reconcile reports the missing receipt
@@ -97,8 +99,11 @@ class ReceiptBook:
         }
         problem = ""
         verdict = "refused" if refused else "unreadable"
+        if isinstance(note, str) and len(note) > MAX_RECEIPT_CHARS:
+            note = None
+            problem = f"the receipt is larger than {MAX_RECEIPT_CHARS} characters"
         if isinstance(note, str):
-            vkey = str(answer.get("receiver_key") or "")
+            vkey = str(answer.get("receiver_key") or "")[:200]
             data.update(receipt=note, receiver_key=vkey)
             try:
                 receipt = open_receipt(note, [NoteVerifier.from_vkey(vkey)])
@@ -116,15 +121,23 @@ class ReceiptBook:
         data["valid"] = not problem
         data["problem"] = problem
         reason = str(answer.get("reason") or "")[:500]
-        await self.engine.record(
-            state.tenant_id,
-            state.incident_id,
-            kind=RECEIPT_KIND,
-            actor=ACTOR,
-            decision=verdict if not problem else "invalid",
-            reason=problem or reason or f"receipt for {key}",
-            data=data,
-        )
+        try:
+            await self.engine.record(
+                state.tenant_id,
+                state.incident_id,
+                kind=RECEIPT_KIND,
+                actor=ACTOR,
+                decision=verdict if not problem else "invalid",
+                reason=problem or reason or f"receipt for {key}",
+                data=data,
+            )
+        except Exception:
+            # The call's own outcome is still ledgered by the executor; reconcile will show
+            # the receipt as missing unless the receiver's records are handed in.
+            log.exception(
+                "could not ledger the receipt for tenant %s incident %s key %s",
+                state.tenant_id, state.incident_id, key,
+            )  # fmt: skip
         if problem:
             log.error(
                 "tenant %s incident %s: the receiver's receipt is not valid: %s",
