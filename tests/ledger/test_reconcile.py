@@ -275,3 +275,56 @@ def test_reconcile_exit_codes_and_text(tmp_path: Path) -> None:
         app, ["ledger", "reconcile", "--tenant", "acme", "--url", f"sqlite:///{tmp_path}/x.db"]
     )
     assert missing.exit_code == 2
+
+
+async def test_the_real_pipeline_with_a_quorum_of_two_balances() -> None:
+    """Engine, authorizer (two distinct approvers), executor and a real receiver app: the
+    books the real components write balance; a second approval by the same person would
+    not have authorized, so nothing here is hand-written."""
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from alertengine.execute.receipts import ReceiptBook
+    from alertengine.policy import Policy
+    from alertengine.receiver import MemoryWitnessStore, Receiver, starlette_endpoint
+    from tests.authorize.harness import (
+        WEBHOOK_SECRET,
+        add_tenant,
+        build_system,
+        validated_incident,
+    )
+
+    ran: list[str] = []
+    rec = Receiver(
+        secret=WEBHOOK_SECRET, log_keys=[LOG.verifier], signer=ME, store=MemoryWitnessStore()
+    )
+    app = Starlette(
+        routes=[
+            Route(
+                "/recover",
+                starlette_endpoint(rec, lambda p: ran.append(str(p["incident_id"]))),
+                methods=["POST"],
+            )
+        ]
+    )
+    sys = await build_system(
+        policy=Policy(approvals_required=2),
+        webhook_url="http://receiver.test/recover",
+        execute_on_authorize=False,
+    )
+    assert sys.executor is not None and isinstance(sys.ledger, TreeStore)
+    sys.executor.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
+    sys.executor.receipts = ReceiptBook(sys.engine, TransparencyLog(sys.ledger, LOG).checkpoint)
+    await add_tenant(sys)
+    i = await validated_incident(sys)
+    for who in (ALICE, BOB):
+        link = await sys.authorizer.issue("acme", i, who)
+        await sys.authorizer.confirm(link.token)
+    out = await sys.executor.run("acme", i)
+    assert out.result == "executed" and ran == [i]
+    r = await books(sys.ledger)
+    assert r.balanced, r.mismatches
+    assert (r.authorizations, r.executions, r.receipts) == (1, 1, 1)
+    await sys.executor.http.aclose()
+    await sys.close()
