@@ -16,6 +16,7 @@ import json
 import logging
 import shutil
 import sqlite3
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,12 @@ from alertengine.incidents import Stage
 from alertengine.ledger.base import TreeStore
 from alertengine.ledger.checkpoint import NoteSigner
 from alertengine.ledger.keys import load_signer
-from alertengine.ledger.tlog import TransparencyLog
+from alertengine.ledger.tlog import (
+    ConsistencyProof,
+    TransparencyLog,
+    check_witnessed,
+    parse_witness_file,
+)
 from alertengine.orchestrator.config import parse_config
 from alertengine.orchestrator.runtime import Runtime, build_runtime, sync_tenants
 from alertengine.orchestrator.settings import Settings
@@ -225,11 +231,20 @@ async def test_replay_runs_once_and_a_rolled_back_log_is_refused(
         assert rt.orch.status_sections["witnesses"]()["refused_checkpoints"] == 1
         await stop(rt)
 
-    # The receiver's own records balance against the rolled-back ledger: they do not.
-    receipts = await receiver.store.receipts()
+    # The receiver's own records, exported as an auditor gets them.
     await receiver.store.close()
-    path = tmp_path / "receipts.json"
-    path.write_text(json.dumps(receipts))
+    exported = {}
+    for what in ("receipts", "checkpoints"):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "alertengine.receiver", what, str(witness_db),
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await proc.communicate()
+        assert proc.returncode == 0
+        exported[what] = tmp_path / f"{what}.json"
+        exported[what].write_bytes(out)
+    path = exported["receipts"]
+    assert len(json.loads(path.read_text())) == 3  # three calls ran at the receiver
     env = {
         "ALERTENGINE_LEDGER_KEY": LEDGER_KEY.decode(),
         "ALERTENGINE_STORE_URL": f"sqlite:///{db}",
@@ -245,3 +260,20 @@ async def test_replay_runs_once_and_a_rolled_back_log_is_refused(
     assert "receipt_without_execution" in found  # the second and third calls were received
     assert found & {"receipt_checkpoint_ahead", "receipt_checkpoint_inconsistent"}
     assert "checkpoint_refused" in found
+
+    # What the receiver witnessed catches it too (the file `ledger verify --witness` reads).
+    ledger, store = open_stores(f"sqlite:///{db}", ledger_key=LEDGER_KEY)
+    assert isinstance(ledger, TreeStore)
+    log = TransparencyLog(ledger, log_signer)
+    notes = parse_witness_file(exported["checkpoints"].read_text())
+    assert len(notes) == 1
+
+    async def proof(a: int, b: int) -> ConsistencyProof:
+        return await log.consistency_proof("acme", a, b)
+
+    found = await check_witnessed(
+        "acme", notes, await log.tree_head("acme"), [log_signer.verifier], proof
+    )
+    assert [f.ok for f in found] == [False] and "rolled back" in found[0].problem
+    await ledger.close()
+    await store.close()

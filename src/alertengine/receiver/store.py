@@ -137,6 +137,16 @@ class SqliteWitnessStore:
     async def witnessed(self, origin: str) -> str | None:
         return await asyncio.to_thread(self._witnessed, origin)
 
+    async def all_witnessed(self) -> list[str]:
+        """The latest checkpoint of every log witnessed (for ``ledger verify --witness``)."""
+
+        def read() -> list[str]:
+            with self._lock:
+                rows = self._con.execute("SELECT note FROM witnessed ORDER BY origin").fetchall()
+            return [str(r[0]) for r in rows]
+
+        return await asyncio.to_thread(read)
+
     async def witness(self, origin: str, note: str, size: int) -> None:
         await asyncio.to_thread(self._witness, origin, note, size)
 
