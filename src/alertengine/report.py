@@ -143,7 +143,7 @@ async def build_report(
             s.opened_at,
             s.updated_at,
             s.policy_version,
-            tuple(h.actor for h in s.history if h.stage is Stage.AUTHORIZED),
+            _authorized_by(s),
             s.action,
         )
         for s in sorted(states.values(), key=lambda s: s.opened_at)
@@ -196,6 +196,15 @@ async def _books(
     if signer is None:
         return books, "", ""
     return books, await log.checkpoint(tenant_id), signer.verifier.vkey
+
+
+def _authorized_by(s: IncidentState) -> tuple[str, ...]:
+    """Every distinct approver of the incident's authorization (a quorum is several), or
+    nobody when it was never authorized."""
+    authorizers = [h.actor for h in s.history if h.stage is Stage.AUTHORIZED]
+    if not authorizers:
+        return ()
+    return tuple(dict.fromkeys([*s.approvers, *authorizers]))
 
 
 def _authorizations(

@@ -74,6 +74,8 @@ def test_the_pdf_says_who_authorized_what_when_the_books_and_the_checkpoint(
     assert f"{ALICE} authorized 'restart' on inc-checkout-1" in text
     assert f"{ALICE}, {BOB} authorized 'restart' on inc-billing-2" in text
     assert text.count("UTC under policy 1.0.0") == 2
+    # The incidents table names both approvers of the two-person authorization.
+    assert html.count(f"<td>{ALICE}, {BOB}</td>") == 1
     assert (
         "Reconciliation: BALANCED. Every execution has its authorization quorum and exactly "
         "one receipt; 2 authorization(s), 2 execution(s), 2 receipt(s)" in text
