@@ -7,8 +7,9 @@ verification of the tenant's *whole* chain against its signed head. ``render_htm
 into a printable page (inline CSS, no script, everything escaped). ``report_command`` is the
 ``alertengine ledger report`` command.
 
-There is no PDF output: no PDF library is a dependency. Print the HTML to PDF from a browser
-if a PDF is needed (the page has print styles).
+The report also balances the books (:mod:`alertengine.ledger.reconcile`) and carries the
+tenant's signed checkpoint with the public key that verifies it. ``render_pdf`` writes the
+same content as a PDF with ReportLab (no browser at run time): the auditor's one-pager.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import typer
 
 from alertengine.incidents import IncidentState, Stage, fold
 from alertengine.ledger import Checkpoint, Entry, LedgerQuery, LedgerStore, VerifyResult
+from alertengine.ledger.checkpoint import NoteSigner
+from alertengine.ledger.reconcile import ReceiptRecord, Reconciliation
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,11 @@ class Report:
     policy_versions: list[str] = field(default_factory=list)
     verify: VerifyResult | None = None
     head: Checkpoint | None = None
+    #: The books balanced (:mod:`alertengine.ledger.reconcile`); None: the store has no tree.
+    reconciliation: Reconciliation | None = None
+    #: The tenant's current tree head as a signed C2SP checkpoint, and the key to verify it.
+    checkpoint: str = ""
+    public_key: str = ""
 
     @property
     def verified(self) -> bool:
@@ -110,10 +118,17 @@ async def build_report(
     until: float,
     *,
     now: float | None = None,
+    signer: NoteSigner | None = None,
+    receipts: Sequence[ReceiptRecord] = (),
 ) -> Report:
-    """The report of ``tenant_id`` for entries with ``since <= timestamp < until``."""
+    """The report of ``tenant_id`` for entries with ``since <= timestamp < until``.
+
+    With a ``signer`` (the log's checkpoint key) the report carries the signed checkpoint;
+    ``receipts`` (the receivers' own) join the ledgered ones in the reconciliation.
+    """
     if until <= since:
         raise ValueError("until must be after since")
+    reconciliation, checkpoint, public_key = await _books(ledger, tenant_id, signer, receipts)
     # State needs every entry up to the end of the period (an incident may open before it).
     upto = await ledger.read(LedgerQuery(tenant_id=tenant_id, until=until))
     in_period = [e for e in upto if e.timestamp >= since]
@@ -128,7 +143,7 @@ async def build_report(
             s.opened_at,
             s.updated_at,
             s.policy_version,
-            tuple(h.actor for h in s.history if h.stage is Stage.AUTHORIZED),
+            _authorized_by(s),
             s.action,
         )
         for s in sorted(states.values(), key=lambda s: s.opened_at)
@@ -151,7 +166,45 @@ async def build_report(
         policy_versions=sorted({e.policy_version for e in in_period if e.policy_version}),
         verify=await ledger.verify(tenant_id),
         head=await ledger.head(tenant_id),
+        reconciliation=reconciliation,
+        checkpoint=checkpoint,
+        public_key=public_key,
     )
+
+
+async def _books(
+    ledger: LedgerStore,
+    tenant_id: str,
+    signer: NoteSigner | None,
+    receipts: Sequence[ReceiptRecord],
+) -> tuple[Reconciliation | None, str, str]:
+    """The tenant's reconciliation, signed checkpoint and public key (where possible)."""
+    from alertengine.ledger.base import TreeStore
+    from alertengine.ledger.reconcile import reconcile
+    from alertengine.ledger.tlog import ConsistencyProof, TransparencyLog
+
+    if not isinstance(ledger, TreeStore):
+        return None, "", ""
+    log = TransparencyLog(ledger, signer or NoteSigner.generate("unsigned"))
+    current = await log.tree_head(tenant_id)
+
+    async def consistency(a: int, b: int) -> ConsistencyProof:
+        return await log.consistency_proof(tenant_id, a, b)
+
+    entries = [e async for e in ledger.scan(tenant_id)]
+    books = await reconcile(tenant_id, entries, current, consistency, receipts=receipts)
+    if signer is None:
+        return books, "", ""
+    return books, await log.checkpoint(tenant_id), signer.verifier.vkey
+
+
+def _authorized_by(s: IncidentState) -> tuple[str, ...]:
+    """Every distinct approver of the incident's authorization (a quorum is several), or
+    nobody when it was never authorized."""
+    authorizers = [h.actor for h in s.history if h.stage is Stage.AUTHORIZED]
+    if not authorizers:
+        return ()
+    return tuple(dict.fromkeys([*s.approvers, *authorizers]))
 
 
 def _authorizations(
@@ -313,6 +366,21 @@ generated {{ r.generated_at | utc }} UTC · {{ r.entries_in_period }} ledger ent
 <td>{{ x.reason }}</td><td>{{ x.seq }}</td></tr>
 {% endfor %}</tbody></table>{% else %}<p class="muted">No executions.</p>{% endif %}
 
+<h2>Reconciliation</h2>
+<section id="reconciliation" class="verdict {{ 'ok' if r.reconciliation and
+  r.reconciliation.balanced else 'bad' }}">
+  <strong class="{{ 'ok' if r.reconciliation and r.reconciliation.balanced else 'bad' }}">{{
+  reconciliation_sentence(r) }}</strong>
+{% if r.reconciliation and r.reconciliation.mismatches %}<ul id="mismatches">
+{% for m in r.reconciliation.mismatches %}<li>{{ m.line() }}</li>
+{% endfor %}</ul>{% endif %}
+</section>
+
+<h2>Checkpoint</h2>
+{% if r.checkpoint %}<pre id="checkpoint">{{ r.checkpoint }}</pre>
+<dl><dt>Public key</dt><dd><code id="public-key">{{ r.public_key }}</code></dd></dl>
+{% endif %}<p id="how-to-verify">{{ verify_instructions(r) }}</p>
+
 <p class="muted">Produced from the tenant's append-only, hash-chained ledger. Re-verify with
 <code>alertengine ledger verify</code>; entries are numbered per tenant from 1.</p>
 </main>
@@ -320,13 +388,193 @@ generated {{ r.generated_at | utc }} UTC · {{ r.entries_in_period }} ledger ent
 </html>
 """
 
+
+def verification_sentence(r: Report) -> str:
+    v = r.verify
+    if v is not None and v.ok:
+        return (
+            f"Ledger verification: OK. {v.count} entries, every hash and link checked "
+            "against the signed head."
+        )
+    where = "" if v is None else f" First bad entry seq {v.first_bad_seq}: {v.problem}"
+    return f"Ledger verification: FAILED.{where}"
+
+
+def reconciliation_sentence(r: Report) -> str:
+    b = r.reconciliation
+    if b is None:
+        return "Reconciliation: not available (this store keeps no Merkle tree)."
+    counts = (
+        f"{b.authorizations} authorization(s), {b.executions} execution(s), "
+        f"{b.receipts} receipt(s), tree size {b.tree_size}"
+    )
+    if b.balanced:
+        return (
+            f"Reconciliation: BALANCED. Every execution has its authorization quorum and "
+            f"exactly one receipt; {counts}."
+        )
+    return f"Reconciliation: {len(b.mismatches)} MISMATCH(ES); {counts}."
+
+
+def verify_instructions(r: Report) -> str:
+    if not r.checkpoint:
+        return (
+            "No checkpoint key was available when this report was made: print the signed "
+            "checkpoint with `alertengine ledger checkpoint --tenant "
+            f"{r.tenant_id}` and the key with `alertengine ledger public-key`."
+        )
+    return (
+        "To verify: save the checkpoint above as checkpoint.txt. It is a C2SP signed note: "
+        "any signed-note verifier checks its Ed25519 signature with the public key alone. "
+        f"To check that an entry is in it, run `alertengine ledger prove --tenant "
+        f"{r.tenant_id} --seq N > proof.json`, then `alertengine ledger check-proof "
+        "proof.json --public-key KEY --checkpoint checkpoint.txt` (KEY is the public key "
+        "above). A witness's older checkpoint is checked the same way with "
+        "`ledger verify --witness FILE`."
+    )
+
+
 _env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
 _env.filters["utc"] = _utc
+_env.globals.update(
+    reconciliation_sentence=reconciliation_sentence, verify_instructions=verify_instructions
+)
 
 
 def render_html(report: Report) -> str:
     """One self-contained, printable HTML page (inline CSS, no script, all text escaped)."""
     return _env.from_string(_TEMPLATE).render(r=report)
+
+
+# --- PDF ------------------------------------------------------------------------------------
+
+
+def render_pdf(report: Report) -> bytes:
+    """The auditor's one-pager as PDF bytes (ReportLab; the same sentences as the HTML)."""
+    import io
+    from xml.sax.saxutils import escape
+
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+    from reportlab.lib.units import mm
+    from reportlab.platypus import (
+        KeepTogether,
+        Paragraph,
+        Preformatted,
+        SimpleDocTemplate,
+        Spacer,
+        Table,
+        TableStyle,
+    )
+
+    styles = getSampleStyleSheet()
+    body = ParagraphStyle("body", parent=styles["BodyText"], fontSize=8.5, leading=10.5)
+    small = ParagraphStyle("small", parent=body, fontSize=7.5, leading=9)
+    h1 = ParagraphStyle("h1", parent=styles["Heading1"], fontSize=14, spaceAfter=2)
+    h2 = ParagraphStyle("h2", parent=styles["Heading2"], fontSize=10, spaceBefore=6, spaceAfter=2)
+    ok_colour, bad_colour = colors.HexColor("#1a7f37"), colors.HexColor("#cf222e")
+    mono = ParagraphStyle("mono", parent=body, fontName="Courier", fontSize=7, leading=8.5)
+
+    def p(text: str, style: ParagraphStyle = body) -> Paragraph:
+        return Paragraph(escape(text), style)
+
+    def verdict(text: str, good: bool) -> Paragraph:
+        colour = ok_colour if good else bad_colour
+        return Paragraph(f'<font color="{colour.hexval()}"><b>{escape(text)}</b></font>', body)
+
+    r = report
+    story: list[Any] = [
+        Paragraph(f"Audit report: {escape(r.tenant_id)}", h1),
+        p(
+            f"Period {_utc(r.since)} to {_utc(r.until)} UTC (end exclusive). Generated "
+            f"{_utc(r.generated_at)} UTC. {r.entries_in_period} ledger entries in the period."
+        ),
+        Spacer(1, 2 * mm),
+        verdict(verification_sentence(r), r.verified),
+        p(
+            f"Head seq {r.head.seq if r.head else 0}, head hash "
+            f"{r.head.hash if r.head else '(empty)'}. Policy versions: "
+            f"{', '.join(r.policy_versions) or 'none'}.",
+            small,
+        ),
+        Paragraph(f"Authorizations ({len(r.authorizations)})", h2),
+    ]
+    if r.authorizations:
+        story += [p(f"{i}. {a.statement}.") for i, a in enumerate(r.authorizations, 1)]
+    else:
+        story.append(p("Nothing was authorized in this period."))
+    story.append(Paragraph(f"Incidents ({len(r.incidents)})", h2))
+    if r.incidents:
+        rows = [["Incident", "Service", "Stage now", "Opened (UTC)", "Action", "Authorized by",
+                 "Policy"]]  # fmt: skip
+        rows += [
+            [
+                Paragraph(escape(i.incident_id), small),
+                Paragraph(escape(i.service), small),
+                i.stage,
+                _utc(i.opened_at),
+                Paragraph(escape(i.action), small),
+                Paragraph(escape(", ".join(i.authorized_by)), small),
+                Paragraph(escape(i.policy_version), small),
+            ]
+            for i in r.incidents
+        ]
+        table = Table(rows, repeatRows=1, colWidths=[38*mm, 18*mm, 20*mm, 27*mm, 22*mm,
+                                                      35*mm, 20*mm])  # fmt: skip
+        table.setStyle(
+            TableStyle(
+                [
+                    ("FONTSIZE", (0, 0), (-1, -1), 7),
+                    ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
+                    ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#d0d7de")),
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ]
+            )
+        )
+        story.append(table)
+    else:
+        story.append(p("No incident activity in this period."))
+    finals = [x for x in r.executions if x.final]
+    story += [
+        Paragraph(f"Executions ({len(finals)} outcomes)", h2),
+        *[
+            p(f"{_utc(x.at)} UTC {x.incident_id}: {x.outcome} (seq {x.seq}). {x.reason}", small)
+            for x in finals
+        ],
+        p(f"Refused attempts in the period: {len(r.refusals)}.", small),
+        Paragraph("Reconciliation", h2),
+        verdict(
+            reconciliation_sentence(r),
+            r.reconciliation is not None and r.reconciliation.balanced,
+        ),
+    ]
+    if r.reconciliation is not None:
+        story += [p(m.line(), small) for m in r.reconciliation.mismatches]
+    checkpoint_block: list[Any] = [Paragraph("Checkpoint", h2)]
+    if r.checkpoint:
+        checkpoint_block += [
+            Preformatted(r.checkpoint.rstrip("\n"), mono),
+            p(f"Public key: {r.public_key}", small),
+        ]
+    checkpoint_block.append(p(verify_instructions(r), small))
+    story.append(KeepTogether(checkpoint_block))
+
+    out = io.BytesIO()
+    doc = SimpleDocTemplate(
+        out,
+        pagesize=A4,
+        leftMargin=14 * mm,
+        rightMargin=14 * mm,
+        topMargin=12 * mm,
+        bottomMargin=12 * mm,
+        title=f"Audit report: {r.tenant_id}",
+        author="AlertEngine",
+        subject=f"{_utc(r.since)} to {_utc(r.until)} UTC",
+        invariant=True,  # the same report gives the same bytes
+    )
+    doc.build(story)
+    return out.getvalue()
 
 
 # --- the command ----------------------------------------------------------------------------
@@ -377,16 +625,39 @@ async def _open_ledger(store_url: str, ledger_key: bytes) -> tuple[LedgerStore, 
 
 
 async def export_report(
-    ledger: LedgerStore, tenant: str, since: float, until: float, out: Path | None
+    ledger: LedgerStore,
+    tenant: str,
+    since: float,
+    until: float,
+    out: Path | None,
+    *,
+    pdf: Path | None = None,
+    signer: NoteSigner | None = None,
+    receipts: Sequence[ReceiptRecord] = (),
 ) -> Report:
-    """Build the report and write its HTML to ``out`` (or print it when ``out`` is None)."""
-    report = await build_report(ledger, tenant, since, until)
+    """Build the report; write its HTML to ``out`` (or print it when neither ``out`` nor
+    ``pdf`` is given) and its PDF to ``pdf``."""
+    report = await build_report(ledger, tenant, since, until, signer=signer, receipts=receipts)
     html = render_html(report)
-    if out is None:
+    if out is None and pdf is None:
         typer.echo(html)
-    else:
+    elif out is not None:
         await asyncio.to_thread(out.write_text, html, encoding="utf-8")
+    if pdf is not None:
+        await asyncio.to_thread(pdf.write_bytes, render_pdf(report))
     return report
+
+
+def _checkpoint_signer(store_url: str) -> NoteSigner | None:
+    """The log's checkpoint key if this machine has it (the report then carries the
+    signed checkpoint); never created here."""
+    from alertengine.ledger.checkpoint import CheckpointError
+    from alertengine.ledger.keys import load_signer, state_dir_for
+
+    try:
+        return load_signer(state_dir=state_dir_for(store_url), create=False)
+    except CheckpointError:
+        return None
 
 
 def report_command(
@@ -394,13 +665,18 @@ def report_command(
     since: str = typer.Option(..., "--since", help="start (inclusive): ISO date/time or epoch s"),
     until: str = typer.Option(..., "--until", help="end (exclusive): ISO date/time or epoch s"),
     out: Path | None = typer.Option(None, "--out", "-o", help="HTML file (default: stdout)"),
+    pdf: Path | None = typer.Option(None, "--pdf", help="also (or only) write the PDF here"),
+    receipts_files: list[Path] = typer.Option(
+        [], "--receipts", help="a receiver's receipts for the reconciliation (repeatable)"
+    ),
     store_url: str = typer.Option(
         "", "--store-url", envvar="ALERTENGINE_STORE_URL", help="e.g. sqlite:///alertengine.db"
     ),
 ) -> None:
     """Write a one-page HTML audit report of a tenant's ledger for a period.
 
-    Exits 2 on bad arguments, 1 when the ledger fails verification (the report says where).
+    Exits 2 on bad arguments, 1 when the ledger fails verification (the report says where;
+    it also shows whether the books balance: ``ledger reconcile`` exits 1 on that).
     """
     try:
         start, end = parse_when(since), parse_when(until)
@@ -414,22 +690,41 @@ def report_command(
     if len(key) < 32:
         raise typer.BadParameter("ALERTENGINE_LEDGER_KEY (32+ bytes) is needed to verify the head")
 
+    from alertengine.ledger.reconcile import parse_receipts_file
+
+    try:
+        records = [
+            r
+            for f in receipts_files
+            for r in parse_receipts_file(f.read_text(encoding="utf-8"), str(f))
+        ]
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"--receipts: {exc}") from None
+    signer = _checkpoint_signer(store_url)
+
     async def run() -> Report:
         ledger, closers = await _open_ledger(store_url, key)
         try:
-            return await export_report(ledger, tenant, start, end, out)
+            return await export_report(
+                ledger, tenant, start, end, out, pdf=pdf, signer=signer, receipts=records
+            )
         finally:
             for c in closers:
                 await c.close()
 
     report = asyncio.run(run())
-    if out is not None:
+    if out is not None or pdf is not None:
         verdict = "verification OK" if report.verified else "VERIFICATION FAILED"
+        books = report.reconciliation
+        if books is not None:
+            verdict += "; books balanced" if books.balanced else "; BOOKS DO NOT BALANCE"
         typer.echo(
-            f"wrote {out}: {len(report.incidents)} incidents, "
+            f"wrote {', '.join(str(f) for f in (out, pdf) if f)}: "
+            f"{len(report.incidents)} incidents, "
             f"{len(report.authorizations)} authorizations, {len(report.refusals)} refused; "
             f"{verdict}",
             err=True,
         )
+    # The books are in the report; `ledger reconcile` is the command that fails on them.
     if not report.verified:
         raise typer.Exit(1)

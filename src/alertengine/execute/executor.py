@@ -34,7 +34,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -46,6 +46,9 @@ from alertengine.execute.signing import IDEMPOTENCY_HEADER, sign
 from alertengine.incidents import IncidentState, Stage
 from alertengine.policy import webhook_backoff
 from alertengine.stores.base import StateStore
+
+if TYPE_CHECKING:
+    from alertengine.execute.receipts import ReceiptBook
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +180,10 @@ class _Keepalive:
 
 
 class Executor:
+    #: Sends the log's checkpoint with each call and ledgers the receiver's receipt
+    #: (execute/receipts.py); set by the runtime.
+    receipts: ReceiptBook | None = None
+
     def __init__(
         self,
         engine: IncidentEngine,
@@ -349,6 +356,7 @@ class Executor:
                 "Content-Type": "application/json",
                 IDEMPOTENCY_HEADER: key,
                 **sign(secret, body, self.clock.now()),
+                **(await self.receipts.headers(tenant_id) if self.receipts else {}),
             }
             status, error = None, ""
             try:
@@ -356,6 +364,8 @@ class Executor:
                     url, content=body, headers=headers, timeout=policy.webhook_timeout_s
                 )
                 status = resp.status_code
+                if self.receipts is not None:
+                    error = await self.receipts.observe(state, key, body, resp)
             except httpx.HTTPError as exc:
                 error = type(exc).__name__
             succeeded = status is not None and 200 <= status < 300
@@ -397,6 +407,8 @@ class Executor:
                 await self._pause("after_call")
                 fresh = await self.engine.get(tenant_id, incident_id) or state
                 return await self._finish_executed(fresh, key, attempt, status)
+            if error.startswith("witness_refused"):
+                break  # a refused checkpoint stays refused: dead-letter with the reason now
             if i + 1 < budget:
                 await self.clock.sleep(webhook_backoff(policy, attempt))
         return await self._finish_failed(state, key, attempt, status, error, target, my_start)

@@ -7,11 +7,12 @@ verifier can tell a cut-off tail from a short ledger.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from alertengine.ledger.chain import Checkpoint, Entry, EntryDraft, VerifyResult
+from alertengine.ledger.merkle import Coord
 
 
 class LedgerError(Exception):
@@ -136,4 +137,33 @@ class WriteCheck(Protocol):
 
     async def check_writable(self) -> None:
         """Commit a tiny write outside any chain; raise :class:`LedgerError` if it cannot."""
+        ...
+
+
+@runtime_checkable
+class TreeStore(Protocol):
+    """The per-tenant RFC 9162 Merkle tree a store keeps beside the chain.
+
+    Leaf ``seq - 1`` is the leaf hash of entry ``seq``; the store writes the tree's new
+    nodes in the same atomic step as the entries. It keeps every perfect-subtree node, so
+    any root or proof is a handful of point reads (see :mod:`alertengine.ledger.merkle`);
+    :class:`alertengine.ledger.tlog.TransparencyLog` turns them into proofs and signed
+    checkpoints.
+    """
+
+    async def tree_size(self, tenant_id: str) -> int:
+        """Leaves in the tenant's tree (equal to its head seq once the tree is built)."""
+        ...
+
+    async def tree_nodes(self, tenant_id: str, coords: Collection[Coord]) -> dict[Coord, bytes]:
+        """The stored perfect-subtree hashes at ``coords``; :class:`LedgerError` if one is
+        missing (asked beyond the tree, or the tree was damaged)."""
+        ...
+
+    async def build_tree(
+        self, tenant_id: str, *, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Extend the tree over entries it does not cover yet (a ledger written before
+        the tree existed); returns how many leaves were added. Appends do this on their
+        own; ``alertengine ledger migrate`` does it ahead of time, with progress."""
         ...

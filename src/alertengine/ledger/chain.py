@@ -485,3 +485,39 @@ def verify_chain(
         if not v.feed(e):
             break
     return v.finish(checkpoint, key)
+
+
+# --- the entry as a Merkle leaf ------------------------------------------------------------
+
+
+def entry_text(e: Entry, data_json: str | None = None) -> str:
+    """The canonical entry: exactly :meth:`Entry.to_json` (every field, ``hash`` included).
+
+    This is what a Merkle leaf commits to and what ``ledger export`` writes per line, so
+    an auditor holding an exported line can check its inclusion proof. ``data_json``, if
+    given, must be the canonical JSON of ``e.data`` (the stores have it already).
+    """
+    ts, conf, seq = e.timestamp, e.confidence, e.seq
+    if (
+        type(ts) is not float
+        or type(seq) is not int
+        or (conf is not None and type(conf) is not float)
+    ):
+        return e.to_json()
+    data = canonical_json(dict(e.data)) if data_json is None else data_json
+    stage, incident = e.stage, e.incident_id
+    return (
+        f'{{"actor":{_json_str(e.actor)},"confidence":'
+        f"{'null' if conf is None else _float_repr(_finite(conf, 'confidence'))},"
+        f'"data":{data},"decision":{_json_str(e.decision)},"hash":{_json_str(e.hash)},'
+        f'"incident_id":{"null" if incident is None else _json_str(incident)},'
+        f'"kind":{_json_str(e.kind)},"policy_version":{_json_str(e.policy_version)},'
+        f'"prev_hash":{_json_str(e.prev_hash)},"reason":{_json_str(e.reason)},'
+        f'"seq":{_int_repr(seq)},"stage":{"null" if stage is None else _json_str(stage)},'
+        f'"tenant_id":{_json_str(e.tenant_id)},"timestamp":{_float_repr(_finite(ts, "timestamp"))}}}'
+    )
+
+
+def entry_leaf(e: Entry, data_json: str | None = None) -> bytes:
+    """The entry's RFC 9162 leaf hash: SHA-256(0x00 ‖ canonical entry, UTF-8)."""
+    return hashlib.sha256(b"\x00" + entry_text(e, data_json).encode()).digest()

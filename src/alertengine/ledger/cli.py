@@ -324,6 +324,9 @@ def _attach_report() -> None:
     from alertengine.report import report_command
 
     app.command("report")(report_command)
+    from alertengine.ledger.reconcile_cli import reconcile_command
+
+    app.command("reconcile")(reconcile_command)
 
 
 _attach_report()

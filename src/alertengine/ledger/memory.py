@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 
 from alertengine.ledger.base import (
     BAD_ENTRY,
@@ -25,9 +25,11 @@ from alertengine.ledger.chain import (
     Entry,
     EntryDraft,
     VerifyResult,
+    entry_leaf,
     seal_many,
     sign_checkpoint,
 )
+from alertengine.ledger.merkle import Coord, MerkleTree
 
 
 class MemoryLedgerStore:
@@ -37,6 +39,7 @@ class MemoryLedgerStore:
         self._key = key if key else secrets.token_bytes(32)
         self._chains: dict[str, list[Entry]] = {}
         self._heads: dict[str, Checkpoint] = {}
+        self._trees: dict[str, MerkleTree] = {}
 
     async def append(
         self, tenant_id: str, drafts: Sequence[EntryDraft], *, expect_seq: int | None = None
@@ -54,6 +57,7 @@ class MemoryLedgerStore:
             raise LedgerError(f"cannot seal the entries: {exc}", cause=BAD_ENTRY) from exc
         # Sealing can fail (a NaN, a non-JSON value): only touch state once it succeeded.
         self._chains.setdefault(tenant_id, chain).extend(sealed)
+        self._tree(tenant_id).append(entry_leaf(e) for e in sealed)
         last = sealed[-1]
         self._heads[tenant_id] = sign_checkpoint(self._key, tenant_id, last.seq, last.hash)
         return sealed
@@ -102,6 +106,32 @@ class MemoryLedgerStore:
 
     async def close(self) -> None:
         return None
+
+    # -- the Merkle tree (TreeStore) -------------------------------------------------------
+    def _tree(self, tenant_id: str) -> MerkleTree:
+        tree = self._trees.get(tenant_id)
+        if tree is None:
+            tree = self._trees[tenant_id] = MerkleTree()
+        return tree
+
+    async def tree_size(self, tenant_id: str) -> int:
+        return self._tree(tenant_id).size
+
+    async def tree_nodes(self, tenant_id: str, coords: Collection[Coord]) -> dict[Coord, bytes]:
+        try:
+            return self._tree(tenant_id).nodes(coords)
+        except IndexError:
+            raise LedgerError(f"tenant {tenant_id!r}: the tree lacks a node asked for") from None
+
+    async def build_tree(
+        self, tenant_id: str, *, progress: Callable[[int], None] | None = None
+    ) -> int:
+        tree, chain = self._tree(tenant_id), self._chains.get(tenant_id, [])
+        missing = chain[tree.size :]
+        tree.append(entry_leaf(e) for e in missing)
+        if progress is not None:
+            progress(len(missing))
+        return len(missing)
 
     # -- for tamper tests and the simulator's "what if" runs; not part of the contract ----
     def _raw_chain(self, tenant_id: str) -> list[Entry]:

@@ -8,6 +8,10 @@ Keys (``{tenant}`` is a literal hash tag, so one tenant's keys share a cluster s
 * ``ae:ledger:{tenant}:cp`` — the signed head checkpoint (JSON).
 * ``ae:ledger:{tenant}:inc:<incident_id>`` — list of the incident's seqs (for reads).
 * ``ae:ledger:tenants`` — set of tenants.
+* ``ae:ledger:{tenant}:tree:<level>`` — the tenant's RFC 9162 Merkle tree, one string per
+  level: the perfect subtree ``idx`` of that level is the 32 bytes at ``idx·32`` (so a
+  million entries take ~64 MB, and a proof is a few GETRANGEs). The append script writes
+  the new nodes (computed in Python against the tree size it checks) with the entries.
 
 Redis Lua has no SHA-256, so a writer seals the entries in Python against the head it
 believes current, and one script call checks that head is still current (and
@@ -25,8 +29,9 @@ or may not have landed, so retry with ``expect_seq`` when a duplicate would matt
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -59,12 +64,15 @@ from alertengine.ledger.chain import (
     seal_many,
     sign_checkpoint,
 )
+from alertengine.ledger.merkle import Coord, append_nodes, root_plan
 
 T = TypeVar("T")
 
 # KEYS: stream, head, checkpoint, tenants set.
 # ARGV: believed head ("" = empty chain), expect_seq ("" = none), new head, checkpoint JSON,
-#       tenant, index key prefix, then triples (stream id, entry JSON, incident id or "").
+#       tenant, index key prefix, tree key prefix, believed tree size, 3 x node count, then
+#       node triples (level, byte offset, hash), then triples (stream id, entry JSON,
+#       incident id or "").
 _APPEND_LUA = """
 local cur = redis.call('GET', KEYS[2])
 if not cur then cur = '' end
@@ -74,7 +82,13 @@ if ARGV[2] ~= '' then
   if curseq ~= tonumber(ARGV[2]) then return {-1, tostring(curseq)} end
 end
 if cur ~= ARGV[1] then return {0, cur} end
-for i = 7, #ARGV, 3 do
+local size = redis.call('STRLEN', ARGV[7] .. '0') / 32
+if size ~= tonumber(ARGV[8]) then return {-2, tostring(size)} end
+local nodes_end = 9 + tonumber(ARGV[9])
+for i = 10, nodes_end, 3 do
+  redis.call('SETRANGE', ARGV[7] .. ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2])
+end
+for i = nodes_end + 1, #ARGV, 3 do
   redis.call('XADD', KEYS[1], ARGV[i], 'e', ARGV[i + 1])
   if ARGV[i + 2] ~= '' then
     redis.call('RPUSH', ARGV[6] .. ARGV[i + 2], string.match(ARGV[i], '^(%d+)-'))
@@ -84,6 +98,17 @@ redis.call('SET', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[3], ARGV[4])
 redis.call('SADD', KEYS[4], ARGV[5])
 return {1, ARGV[3]}
+"""
+
+# Extend the tree of a ledger written before the tree existed, if its size is still ARGV[2].
+# KEYS: none (same slot as the stream). ARGV: tree key prefix, expected size, node triples.
+_BUILD_TREE_LUA = """
+local size = redis.call('STRLEN', ARGV[1] .. '0') / 32
+if size ~= tonumber(ARGV[2]) then return 0 end
+for i = 3, #ARGV, 3 do
+  redis.call('SETRANGE', ARGV[1] .. ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2])
+end
+return 1
 """
 
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -292,6 +317,9 @@ class RedisLedgerStore:
         self._prefix = prefix
         self._max_attempts = max_attempts
         self._script = self._r.register_script(_APPEND_LUA)
+        self._build_script = self._r.register_script(_BUILD_TREE_LUA)
+        #: Each tenant's tree size and right frontier as this process last wrote them.
+        self._frontiers: dict[str, tuple[int, dict[Coord, bytes]]] = {}
         # One flusher per tenant commits this process's appends in groups, so only other
         # processes can move a head under us; the head we wrote last is usually current.
         self._pending: dict[str, list[_Pending]] = {}
@@ -306,6 +334,9 @@ class RedisLedgerStore:
 
     def _index_prefix(self, tenant_id: str) -> str:
         return f"{self._stream(tenant_id)}:inc:"
+
+    def _tree_prefix(self, tenant_id: str) -> str:
+        return f"{self._stream(tenant_id)}:tree:"
 
     async def _call(self, op: Awaitable[T]) -> T:
         try:
@@ -382,6 +413,7 @@ class RedisLedgerStore:
             # Decide every call of the group against the head we believe current; the
             # script only writes if that head still is, so the decisions hold.
             h = head
+            frontier = await self._frontier(tenant_id, head[0])
             outcomes: list[list[Entry] | LedgerError] = []
             entries: list[Entry] = []
             for p in group:
@@ -403,6 +435,12 @@ class RedisLedgerStore:
                 head, fresh = await self._read_head(tenant_id), True  # confirm, then decide
                 continue
             cp = sign_checkpoint(self._key, tenant_id, h[0], h[1])
+            texts = [e.to_json() for e in entries]
+            made = append_nodes(
+                head[0],
+                [hashlib.sha256(b"\x00" + t.encode()).digest() for t in texts],
+                frontier.__getitem__,
+            )
             args: list[Any] = [
                 _head_str(*head),
                 "",
@@ -410,18 +448,30 @@ class RedisLedgerStore:
                 json.dumps(cp.to_dict()),
                 tenant_id,
                 self._index_prefix(tenant_id),
+                self._tree_prefix(tenant_id),
+                head[0],
+                3 * len(made),
             ]
-            for e in entries:
-                args += [f"{e.seq}-0", e.to_json(), e.incident_id or ""]
+            for level, idx, nh in made:
+                args += [level, idx * 32, nh]
+            for e, text in zip(entries, texts, strict=True):
+                args += [f"{e.seq}-0", text, e.incident_id or ""]
             try:
                 status, value = await self._call(self._script(keys=keys, args=args))
             except LedgerError:
                 self._heads.pop(tenant_id, None)  # unknown whether it landed: re-read next time
+                self._frontiers.pop(tenant_id, None)
                 raise
             if status == 1:
                 self._heads[tenant_id] = h
+                known = {**frontier, **{(lv, ix): nh for lv, ix, nh in made}}
+                self._frontiers[tenant_id] = (h[0], {c: known[c] for c in root_plan(h[0])})
                 self.groups_committed += 1
                 return outcomes
+            if status == -2:  # the tree lags the chain (a ledger from before the tree)
+                self._frontiers.pop(tenant_id, None)
+                await self.build_tree(tenant_id)
+                continue
             head, fresh = _parse_head(_s(value)), True  # another writer moved it: re-seal
         self._heads.pop(tenant_id, None)
         raise LedgerError(
@@ -565,6 +615,61 @@ class RedisLedgerStore:
                 break
             start = "(" + _s(page[-1][0])
         return verifier.finish(checkpoint, self._key)
+
+    # -- the Merkle tree (TreeStore) -------------------------------------------------------
+
+    async def tree_size(self, tenant_id: str) -> int:
+        n = await self._call(self._r.strlen(self._tree_prefix(tenant_id) + "0"))
+        return int(n) // 32
+
+    async def tree_nodes(self, tenant_id: str, coords: Collection[Coord]) -> dict[Coord, bytes]:
+        order = list(coords)
+        prefix = self._tree_prefix(tenant_id)
+        pipe = self._r.pipeline(transaction=False)
+        for level, idx in order:
+            pipe.getrange(f"{prefix}{level}", idx * 32, idx * 32 + 31)
+        got = await self._call(pipe.execute()) if order else []
+        out: dict[Coord, bytes] = {}
+        for c, raw in zip(order, got, strict=True):
+            if not isinstance(raw, bytes) or len(raw) != 32:
+                raise LedgerError(f"tenant {tenant_id!r}: the ledger tree lacks node {c}")
+            out[c] = raw
+        return out
+
+    async def _frontier(self, tenant_id: str, size: int) -> dict[Coord, bytes]:
+        """The right frontier of the tree of ``size`` (building a lagging tree first)."""
+        cached = self._frontiers.get(tenant_id)
+        if cached is not None and cached[0] == size:
+            return cached[1]
+        if await self.tree_size(tenant_id) < size:
+            await self.build_tree(tenant_id)
+        frontier = await self.tree_nodes(tenant_id, root_plan(size)) if size else {}
+        self._frontiers[tenant_id] = (size, frontier)
+        return frontier
+
+    async def build_tree(
+        self, tenant_id: str, *, progress: Callable[[int], None] | None = None
+    ) -> int:
+        stream, prefix, added = self._stream(tenant_id), self._tree_prefix(tenant_id), 0
+        while True:
+            size, (head_seq, _) = await self.tree_size(tenant_id), await self._read_head(tenant_id)
+            if size >= head_seq:
+                return added
+            page = await self._xrange(stream, f"{size + 1}-0", f"{head_seq}-0", _PAGE)
+            texts = [fields[b"e"] for _, fields in page]
+            if not page or _s(page[0][0]) != f"{size + 1}-0":
+                raise LedgerError(f"tenant {tenant_id!r}: entry {size + 1} is missing")
+            frontier = await self.tree_nodes(tenant_id, root_plan(size)) if size else {}
+            made = append_nodes(
+                size, [hashlib.sha256(b"\x00" + t).digest() for t in texts], frontier.__getitem__
+            )
+            args: list[Any] = [prefix, size]
+            for level, idx, nh in made:
+                args += [level, idx * 32, nh]
+            if await self._call(self._build_script(keys=[], args=args)) == 1:
+                added += len(texts)
+                if progress is not None:
+                    progress(len(texts))
 
     async def close(self) -> None:
         if self._owns:

@@ -9,6 +9,10 @@
   a commit is in flight are sealed and committed together in the next transaction (group
   commit): one fsync for many callers, each still getting its own entries or its own
   :class:`~alertengine.ledger.base.LedgerConflict`.
+* ``ledger_tree`` holds each tenant's RFC 9162 Merkle tree: every perfect-subtree hash by
+  ``(level, idx)``, written in the same transaction as the entries (append-only too), so
+  a proof is a few point reads. A ledger written before the tree existed gets its tree on
+  the next append (same transaction) or ahead of time with :meth:`build_tree`.
 * Reads use their own connection on their own thread; ``verify`` opens a fresh one and
   walks the chain inside one read transaction (a consistent snapshot under WAL).
 """
@@ -24,7 +28,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,9 +56,11 @@ from alertengine.ledger.chain import (
     body_hash,
     canonical_body,
     canonical_json,
+    entry_leaf,
     seal_many_encoded,
     sign_checkpoint,
 )
+from alertengine.ledger.merkle import Coord, append_nodes, root_plan
 
 T = TypeVar("T")
 
@@ -99,7 +105,85 @@ CREATE TRIGGER IF NOT EXISTS ledger_heads_forward_only BEFORE UPDATE ON ledger_h
 WHEN NEW.seq <= OLD.seq
 BEGIN SELECT RAISE(ABORT, 'a ledger head only moves forward'); END;
 CREATE TABLE IF NOT EXISTS ledger_probe (id INTEGER PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_tree (
+    tenant_id TEXT    NOT NULL,
+    level     INTEGER NOT NULL,
+    idx       INTEGER NOT NULL,
+    hash      BLOB    NOT NULL,
+    PRIMARY KEY (tenant_id, level, idx)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS ledger_tree_no_update BEFORE UPDATE ON ledger_tree
+BEGIN SELECT RAISE(ABORT, 'the ledger tree is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_tree_no_delete BEFORE DELETE ON ledger_tree
+BEGIN SELECT RAISE(ABORT, 'the ledger tree is append-only'); END;
 """
+
+_INSERT_NODE = "INSERT INTO ledger_tree (tenant_id, level, idx, hash) VALUES (?,?,?,?)"
+_TREE_SIZE = "SELECT MAX(idx) FROM ledger_tree WHERE tenant_id = ? AND level = 0"
+_GET_NODE = "SELECT hash FROM ledger_tree WHERE tenant_id = ? AND level = ? AND idx = ?"
+#: Entries per transaction when building the tree of a ledger written before it existed.
+_BUILD_BATCH = 20_000
+
+
+def _tree_size(con: sqlite3.Connection, tenant_id: str) -> int:
+    row = con.execute(_TREE_SIZE, (tenant_id,)).fetchone()
+    return 0 if row is None or row[0] is None else int(row[0]) + 1
+
+
+def _node_getter(
+    con: sqlite3.Connection, tenant_id: str, cached: dict[Coord, bytes]
+) -> Callable[[Coord], bytes]:
+    def get(c: Coord) -> bytes:
+        h = cached.get(c)
+        if h is None:
+            row = con.execute(_GET_NODE, (tenant_id, c[0], c[1])).fetchone()
+            if row is None:
+                raise LedgerError(f"tenant {tenant_id!r}: the ledger tree lacks node {c}")
+            h = bytes(row[0])
+        return h
+
+    return get
+
+
+def _extend_tree(
+    con: sqlite3.Connection,
+    tenant_id: str,
+    size: int,
+    leaves: list[bytes],
+    frontier: dict[Coord, bytes],
+) -> tuple[int, dict[Coord, bytes]]:
+    """Insert the nodes ``leaves`` add to the tree of ``size`` (inside the caller's
+    transaction); returns the new size and its right frontier."""
+    made = append_nodes(size, leaves, _node_getter(con, tenant_id, frontier))
+    con.executemany(_INSERT_NODE, [(tenant_id, lv, ix, h) for lv, ix, h in made])
+    new_size = size + len(leaves)
+    known = {(lv, ix): h for lv, ix, h in made}
+    get = _node_getter(con, tenant_id, {**frontier, **known})
+    return new_size, {c: get(c) for c in root_plan(new_size)}
+
+
+def _catch_up_tree(
+    con: sqlite3.Connection,
+    tenant_id: str,
+    size: int,
+    upto: int,
+    frontier: dict[Coord, bytes],
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, dict[Coord, bytes]]:
+    """Extend the tree from ``size`` over the stored entries up to seq ``upto``."""
+    while size < upto:
+        rows = con.execute(
+            _SELECT + " WHERE tenant_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (tenant_id, size, upto, _BUILD_BATCH),
+        ).fetchall()
+        if not rows or rows[0][0] != size + 1:
+            raise LedgerError(f"tenant {tenant_id!r}: entry {size + 1} is missing")
+        leaves = [entry_leaf(_entry_of(r), r[11]) for r in rows]
+        size, frontier = _extend_tree(con, tenant_id, size, leaves, frontier)
+        if progress is not None:
+            progress(len(rows))
+    return size, frontier
+
 
 _SELECT = (
     "SELECT seq, timestamp, tenant_id, incident_id, kind, stage, actor, decision, reason,"
@@ -314,6 +398,8 @@ class SqliteLedgerStore:
         #: Write transactions run so far (one per group commit): lets tests and the
         #: benchmark see how many appends shared each fsync.
         self.groups_committed = 0
+        #: Each tenant's tree size and right frontier as the writer last committed them.
+        self._frontiers: dict[str, tuple[int, dict[Coord, bytes]]] = {}
         self._writer = threading.Thread(
             target=self._write_loop, name=f"ledger-writer:{self.path.name}", daemon=True
         )
@@ -422,6 +508,7 @@ class SqliteLedgerStore:
                 con.execute(
                     "INSERT OR REPLACE INTO ledger_probe (id, at) VALUES (1, ?)", (time.time(),)
                 )
+            frontiers = self._grow_trees(con, rows, touched)
             con.executemany(
                 _UPSERT_HEAD,
                 [
@@ -430,15 +517,49 @@ class SqliteLedgerStore:
                 ],
             )
             con.execute("COMMIT")
-        except sqlite3.Error as exc:
+            self._frontiers.update(frontiers)
+        except (sqlite3.Error, LedgerError) as exc:
+            for t in touched:
+                self._frontiers.pop(t, None)
             try:
                 con.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            failure = _write_failure(exc, self.path)
+            failure = exc if isinstance(exc, LedgerError) else _write_failure(exc, self.path)
             for req in group:
                 if not isinstance(req.outcome, BaseException):
                     req.outcome = failure
+
+    def _grow_trees(
+        self, con: sqlite3.Connection, rows: list[Row], touched: set[str]
+    ) -> dict[str, tuple[int, dict[Coord, bytes]]]:
+        """Add the new rows' leaves to their tenants' trees, in the open transaction."""
+        out: dict[str, tuple[int, dict[Coord, bytes]]] = {}
+        by_tenant: dict[str, list[Row]] = {}
+        for r in rows:
+            by_tenant.setdefault(r[0], []).append(r)
+        for t in sorted(touched):
+            new = by_tenant[t]
+            first_seq = new[0][1]
+            size = _tree_size(con, t)
+            cached = self._frontiers.get(t)
+            frontier = cached[1] if cached is not None and cached[0] == size else {}
+            if size < first_seq - 1:  # a ledger from before the tree: build the rest first
+                size, frontier = _catch_up_tree(con, t, size, first_seq - 1, frontier)
+            if size != first_seq - 1:
+                raise LedgerError(
+                    f"tenant {t!r}: the ledger tree has {size} leaves, the chain {first_seq - 1}"
+                )
+            leaves = [
+                entry_leaf(
+                    Entry(r[1], r[2], r[0], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                          {}, r[12], r[13]),
+                    r[11],
+                )
+                for r in new
+            ]
+            out[t] = _extend_tree(con, t, size, leaves, frontier)
+        return out
 
     def _sign(self, tenant_id: str, seq: int, head_hash: str) -> Checkpoint:
         assert self._key is not None
@@ -531,6 +652,28 @@ class SqliteLedgerStore:
         except sqlite3.Error as exc:
             raise LedgerUnavailable(f"the SQLite ledger could not be read: {exc}") from exc
 
+    # -- the Merkle tree (TreeStore) -------------------------------------------------------
+
+    async def tree_size(self, tenant_id: str) -> int:
+        return await self._on_reader(lambda c: _tree_size(c, tenant_id))
+
+    async def tree_nodes(self, tenant_id: str, coords: Collection[Coord]) -> dict[Coord, bytes]:
+        def read(c: sqlite3.Connection) -> dict[Coord, bytes]:
+            get = _node_getter(c, tenant_id, {})
+            return {xy: get(xy) for xy in coords}
+
+        return await self._on_reader(read)
+
+    async def build_tree(
+        self, tenant_id: str, *, progress: Callable[[int], None] | None = None
+    ) -> int:
+        if self._closed:
+            raise LedgerError("the ledger store is closed")
+        try:
+            return await asyncio.to_thread(build_tree_file, self.path, tenant_id, progress)
+        except sqlite3.Error as exc:
+            raise LedgerUnavailable(f"the SQLite ledger could not build its tree: {exc}") from exc
+
     async def close(self) -> None:
         if self._closed:
             return
@@ -579,6 +722,40 @@ def _write_failure(exc: sqlite3.Error, path: Path | None = None) -> LedgerError:
 def _unwritable(path: Path) -> bool:
     files = [path, path.with_name(path.name + "-wal")]
     return any(f.exists() and not os.access(f, os.W_OK) for f in files)
+
+
+def build_tree_file(
+    path: str | Path, tenant_id: str, progress: Callable[[int], None] | None = None
+) -> int:
+    """Build the tree over entries it does not cover yet, one transaction per batch
+    (blocking; appends wait on the lock between batches, never on the whole build)."""
+    con = connect(path)
+    added = 0
+    try:
+        con.executescript(SCHEMA)
+        while True:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                size = _tree_size(con, tenant_id)
+                row = con.execute(
+                    "SELECT seq FROM ledger_heads WHERE tenant_id = ?", (tenant_id,)
+                ).fetchone()
+                upto = min(int(row[0]) if row else 0, size + _BUILD_BATCH)
+                if size >= upto:
+                    con.execute("COMMIT")
+                    return added
+                frontier = _node_getter(con, tenant_id, {})
+                start = {c: frontier(c) for c in root_plan(size)}
+                new_size, _ = _catch_up_tree(con, tenant_id, size, upto, start)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            added += new_size - size
+            if progress is not None:
+                progress(new_size - size)
+    finally:
+        con.close()
 
 
 def _open_ro(path: str | Path) -> sqlite3.Connection:

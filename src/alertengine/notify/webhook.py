@@ -13,6 +13,7 @@ from dataclasses import asdict
 import httpx
 
 from alertengine.clock import Clock, SystemClock
+from alertengine.execute.receipts import CheckpointSource, checkpoint_headers
 from alertengine.execute.signing import check_key, sign, verify
 from alertengine.notify.channel import DeliveryResult, is_permanent, transport_failure
 from alertengine.notify.render import RenderedMessage
@@ -24,7 +25,13 @@ class SignedWebhookChannel:
     name = "webhook"
 
     def __init__(
-        self, url: str, secret: bytes, client: httpx.AsyncClient, clock: Clock | None = None
+        self,
+        url: str,
+        secret: bytes,
+        client: httpx.AsyncClient,
+        clock: Clock | None = None,
+        *,
+        checkpoint: CheckpointSource | None = None,
     ) -> None:
         if not url:
             raise ValueError("a webhook URL is required")
@@ -32,6 +39,7 @@ class SignedWebhookChannel:
         self._secret = check_key(secret)  # WeakKeyError: never sign with a guessable key
         self._client = client
         self._clock = clock or SystemClock()
+        self._checkpoint = checkpoint  # the log's latest checkpoint rides along (receipts.py)
 
     async def send(self, recipient: str, msg: RenderedMessage) -> DeliveryResult:
         payload = {
@@ -48,6 +56,7 @@ class SignedWebhookChannel:
         headers = {
             "Content-Type": "application/json",
             **sign(self._secret, body, self._clock.now()),
+            **await checkpoint_headers(self._checkpoint, msg.tenant_id),
         }
         try:
             r = await self._client.post(self._url, content=body, headers=headers)

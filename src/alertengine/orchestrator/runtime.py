@@ -34,6 +34,7 @@ from alertengine.commits_api import commits_routes
 from alertengine.engine import IncidentEngine
 from alertengine.execute.executor import Executor
 from alertengine.execute.instance import Instance
+from alertengine.execute.receipts import ReceiptBook, checkpoint_source
 from alertengine.execute.signing import WeakKeyError, check_key
 from alertengine.incidents import IncidentState
 from alertengine.ledger import LedgerError, LedgerStore
@@ -59,6 +60,7 @@ from alertengine.orchestrator.preflight import missing_credentials
 from alertengine.orchestrator.service import Orchestrator
 from alertengine.orchestrator.settings import Settings
 from alertengine.orchestrator.wiring import (
+    AddressedWebhookChannel,
     DiagnosisStep,
     Notifier,
     build_channels,
@@ -193,6 +195,8 @@ async def build_runtime(
     # restart takes over the leases of the process it replaces at once.
     instance = Instance.current(env)
     executor = Executor(orch.engine, store, http, clock, webhook_for, instance=instance)
+    executor.receipts = ReceiptBook(orch.engine, checkpoint_source(ledger, environ))
+    orch.status_sections["witnesses"] = executor.receipts.status
     commits = CommitLog(store)
     diagnosis = build_diagnosis(config, settings)
     orch.pipeline.diagnose = DiagnosisStep(
@@ -209,6 +213,9 @@ async def build_runtime(
         or hmac.new(secret, b"alertengine notify webhook", hashlib.sha256).digest()
     )
     channels = build_channels(settings, http, clock, webhook_secret=webhook_secret)
+    for channel in channels.values():  # signed notification webhooks carry the checkpoint
+        if isinstance(channel, AddressedWebhookChannel):
+            channel.checkpoint = executor.receipts.checkpoint
     notifier = Notifier(
         config,
         orch.engine,

@@ -23,6 +23,7 @@ from alertengine.commits import Commit, CommitLog, flag_risky
 from alertengine.diagnose.base import Diagnoser, Diagnosis, DiagnosisContext
 from alertengine.diagnose.council import Council, CouncilVerdict
 from alertengine.engine import IncidentEngine
+from alertengine.execute.receipts import CheckpointSource
 from alertengine.execute.signing import check_key
 from alertengine.incidents import IncidentState, Stage
 from alertengine.notify.channel import Channel, DeliveryResult
@@ -68,12 +69,16 @@ class AddressedWebhookChannel:
     """The generic signed JSON webhook, where each recipient's address is its URL."""
 
     name = "webhook"
+    #: The log's checkpoint source; each message carries the tenant's latest checkpoint.
+    checkpoint: CheckpointSource | None = None
 
     def __init__(self, secret: bytes, client: httpx.AsyncClient, clock: Clock) -> None:
         self._secret, self._client, self._clock = check_key(secret), client, clock
 
     async def send(self, recipient: str, msg: RenderedMessage) -> DeliveryResult:
-        channel = SignedWebhookChannel(recipient, self._secret, self._client, self._clock)
+        channel = SignedWebhookChannel(
+            recipient, self._secret, self._client, self._clock, checkpoint=self.checkpoint
+        )
         return await channel.send(recipient, msg)
 
 
