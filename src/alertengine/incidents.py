@@ -214,6 +214,10 @@ def apply(state: IncidentState | None, e: Entry) -> IncidentState | None:
         if target is S.VALIDATED:
             # A fresh round of approval: earlier approvals and links no longer count.
             new = replace(new, approvals=(), token=None, notified_at=None, escalations=0)
+        if target is S.AUTHORIZED:
+            # A new authorization (after a re-proposal or a DLQ replay) owes a new call: the
+            # previous round's attempts, fence and success say nothing about this one.
+            new = replace(new, progress=ExecutionProgress())
         if target in (S.EXECUTED, S.WEBHOOK_FAILED):
             new = replace(new, execution=dict(e.data))
         return new

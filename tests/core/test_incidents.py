@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -126,3 +128,34 @@ def test_any_sequence_folds_to_a_legal_state(evts):
         assert state.stage is state.history[-1].stage
         assert (state.stage in OPEN_STAGES) == state.is_open
     assert fold(entries).get("t/inc-1") == state
+
+
+def test_a_new_authorization_starts_with_no_execution_progress():
+    """After EXECUTED -> PROPOSED -> ... -> AUTHORIZED again, the executor owes a new call:
+    the first round's success must not make it skip the second (found by the receiver's
+    end-to-end test, where a re-proposed incident was marked EXECUTED without any call)."""
+
+    def execution(decision: str) -> EntryDraft:
+        d = draft(Stage.AUTHORIZED, "orchestrator", kind="execution", attempt=1, status_code=200)
+        return dataclasses.replace(d, decision=decision)
+
+    first_round = (
+        draft(Stage.DETECTED, "policy"),
+        draft(Stage.PROPOSED, "policy", action="restart"),
+        draft(Stage.VALIDATED, "policy"),
+        draft(Stage.AUTHORIZED, "engineer:web:bob"),
+        execution("started"),
+        execution("succeeded"),
+    )
+    done = run(*first_round)
+    assert done is not None and done.progress.succeeded and done.progress.started_seq == 5
+    again = run(
+        *first_round,
+        draft(Stage.EXECUTED, "orchestrator"),
+        draft(Stage.PROPOSED, "policy", action="restart"),
+        draft(Stage.VALIDATED, "policy"),
+        draft(Stage.AUTHORIZED, "engineer:web:bob"),
+    )
+    assert again is not None and again.stage is Stage.AUTHORIZED
+    assert not again.progress.succeeded and again.progress.attempts == 0
+    assert again.progress.started_seq == 0

@@ -101,7 +101,8 @@ async def test_the_call_carries_our_checkpoint_and_its_receipt_is_ledgered(
     assert entry.decision == "accepted" and entry.data["valid"] is True
     assert entry.data["idempotency_key"] == out.idempotency_key
     receipt = open_receipt(entry.data["receipt"], [ME.verifier])
-    (request,) = [e for e in await entries(sys, "acme", "execution") if e.decision]
+    # Each attempt is ledgered as `started` before the call (the fence), then its outcome.
+    (request,) = [e for e in await entries(sys, "acme", "execution") if e.decision != "started"]
     assert receipt.key == out.idempotency_key and receipt.checkpoint == head
     assert entry.data["body_sha256"] == receipt.body_sha256 and request.data["status_code"] == 200
     state = await sys.engine.get("acme", i)
@@ -129,7 +130,7 @@ async def test_a_refused_checkpoint_is_ledgered_loudly_and_dead_lettered(
     assert refusal.decision == "refused" and refusal.data["error"] == "checkpoint_rollback"
     assert "already witnessed size 500" in refusal.reason
     assert open_receipt(refusal.data["receipt"], [ME.verifier]).verdict == "refused"
-    (attempt,) = [e for e in await entries(sys, "acme", "execution")]
+    (attempt,) = [e for e in await entries(sys, "acme", "execution") if e.decision != "started"]
     assert attempt.decision == "attempt_failed"
     assert attempt.data["error"].startswith("witness_refused: checkpoint_rollback")
     (doc,) = await dlq_list(sys.store)
