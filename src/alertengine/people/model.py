@@ -81,7 +81,7 @@ def channel_problem(kind: str, address: str) -> str | None:
     if kind == "webhook":
         parts = urlsplit(a)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            return "a webhook address is an absolute http:// or https:// URL"
+            return "a webhook address is the URL to POST to (http:// or https://)"
     return None
 
 
