@@ -52,9 +52,11 @@ from alertengine.orchestrator.wiring import (
     DiagnosisStep,
     Notifier,
     build_channels,
+    engine_recorder,
     record_theory_choice,
     sweep_awaiting,
 )
+from alertengine.people import PersonRegistry
 from alertengine.stores import StateStore
 from alertengine.tenants import TenantRegistry
 
@@ -151,6 +153,7 @@ async def build_runtime(
     )
     orch.shared_history = SharedHistory(store, replica)
     registry = TenantRegistry(store, clock)
+    people = PersonRegistry(store, engine_recorder(orch.engine))
     signer = TokenSigner(secret, clock)
     holder: dict[str, Runtime] = {}
 
@@ -165,6 +168,7 @@ async def build_runtime(
         clock,
         config.orchestrator.base_url,
         on_authorized=on_authorized,
+        people=people,
     )
 
     def webhook_for(tenant_id: str, service: str) -> tuple[str, str]:
@@ -196,6 +200,7 @@ async def build_runtime(
         commits,
         report_health=orch.set_component,
         missing=missing_credentials(settings),
+        people=people,
     )
     orch.validated_hooks.append(notifier.on_validated)
     orch.status_sections["notifications"] = notifier.status
@@ -273,6 +278,9 @@ async def sync_tenants(rt: Runtime) -> None:
             by_channel.setdefault(a.channel, []).append(a.identity or a.address)
         for channel, ids in by_channel.items():
             await rt.registry.set_approvers(t.id, channel, ids)
+        # The config's people (and those derived from flat approvers); changes are ledgered.
+        if rt.notifier.people is not None:
+            await rt.notifier.people.sync(t.id, t.persons(), actor="config")
 
 
 def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
