@@ -22,9 +22,11 @@ PERSON_PREFIX = "person:"
 CHANNEL_KINDS = ("telegram", "whatsapp", "slack", "web", "webhook")
 
 _PERSON_ID = re.compile(r"^[a-z][a-z0-9._-]{0,62}$")
-_TELEGRAM = re.compile(r"^-?\d{1,20}$")
+#: A numeric user/chat id, or a public @channel / handle.
+_TELEGRAM = re.compile(r"^(?:-?\d{1,20}|@?[A-Za-z][A-Za-z0-9_]{0,63})$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-_SLACK = re.compile(r"^(?:[UW][A-Z0-9]{2,20}|[#@][a-z0-9._-]{1,80})$")
+#: A user id (U…/W…), a #channel or @name, or a handle.
+_SLACK = re.compile(r"^[#@]?[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 _EMAIL = re.compile(r"^[^@\s:]{1,64}@[^@\s:]{1,190}\.[^@\s:.]{1,63}$")
 _HANDLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,199}$")
 _GITHUB = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
@@ -71,7 +73,7 @@ def channel_problem(kind: str, address: str) -> str | None:
     if not a:
         return f"the {kind} address is empty"
     if kind == "telegram" and not _TELEGRAM.match(a):
-        return f"a Telegram address is a numeric user or chat id, got {a!r}"
+        return f"a Telegram address is a numeric user or chat id (or @name), got {a!r}"
     if kind == "whatsapp" and not _E164.match(normalize_whatsapp(a)):
         return "a WhatsApp address is a phone number in E.164 form (+ and 7-15 digits)"
     if kind == "slack" and not _SLACK.match(a):

@@ -67,9 +67,13 @@ def _key(tenant_id: str, person_id: str) -> str:
 class PersonRegistry:
     """People per tenant. Reads need only the store; changes need ``record`` (ledgering)."""
 
-    def __init__(self, store: StateStore, record: Record | None = None) -> None:
+    def __init__(
+        self, store: StateStore, record: Record | None = None, *, marker_key: bytes | None = None
+    ) -> None:
         self.store = store
         self.record = record
+        #: Fixed key for channel markers (the simulator's seeded runs); else one per tenant.
+        self._fixed_key = marker_key
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -93,6 +97,8 @@ class PersonRegistry:
         return find_by_channel(await self.list(tenant_id), kind, sender)
 
     async def marker_key(self, tenant_id: str) -> bytes:
+        if self._fixed_key is not None:
+            return self._fixed_key
         doc = await self.store.get(MARKER_KEYS, tenant_id)
         if doc is None:
             # Two writers racing here both write a random key; the claim decides one.
