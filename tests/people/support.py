@@ -67,12 +67,20 @@ async def served(rt: Runtime) -> AsyncIterator[str]:
         sock.close()
 
 
-async def validated(rt: Runtime, tenant: str = "t1", service: str = "shop") -> str:
+async def validated(
+    rt: Runtime,
+    tenant: str = "t1",
+    service: str = "shop",
+    *,
+    diagnosis: dict[str, Any] | None = None,
+) -> str:
     snap: dict[str, Any] = {"score": 20.0, "status": "critical", "error_rate": 0.3}
     state, _ = await rt.engine.open(tenant, service, reason="error rate 30%", snapshot=snap)
     i = state.incident_id
     await rt.engine.transition(
         tenant, i, Change(Stage.PROPOSED, "policy", "degraded", data={"action": "restart"})
     )
+    if diagnosis is not None:
+        await rt.engine.record(tenant, i, kind="diagnosis", actor="diagnosis:rules", data=diagnosis)
     await rt.engine.transition(tenant, i, Change(Stage.VALIDATED, "policy", "real"))
     return i
