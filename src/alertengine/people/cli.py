@@ -30,7 +30,9 @@ from alertengine.people.registry import PersonRegistry, ledger_recorder
 from alertengine.stores.factory import open_stores
 from alertengine.tenants import TenantRegistry
 
-app = typer.Typer(help="People: who approves, and every channel that reaches them.")
+app = typer.Typer(
+    help="People: who approves, and every channel that reaches them.", no_args_is_help=True
+)
 channel_app = typer.Typer(help="Add or remove one of a person's channels.", no_args_is_help=True)
 app.add_typer(channel_app, name="channel")
 T = TypeVar("T")
