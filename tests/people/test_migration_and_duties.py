@@ -15,6 +15,8 @@ from alertengine.ledger.replay import replay
 from alertengine.policy import Policy
 from tests.orchestrator.test_config_startup import SECRETS, check
 from tests.people.support import close, runtime, validated
+from tests.people.test_quorum_http import DAVE
+from tests.people.test_quorum_http import LEGACY as QUORUM_LEGACY
 
 LEGACY = """
 [orchestrator]
@@ -162,5 +164,25 @@ async def test_the_deployer_is_refused_as_sole_approver_whatever_channel_they_us
         (bob,) = [r for r in route if r.address == "9002"]
         ok = await rt.authorizer.confirm((await rt.authorizer.issue("t1", i, bob.identity)).token)
         assert ok.authorized
+    finally:
+        await close(rt)
+
+
+async def test_an_approval_ledgered_before_the_upgrade_still_counts_for_its_person(
+    tmp_path: Path,
+) -> None:
+    rt = await runtime(QUORUM_LEGACY, tmp_path)
+    try:
+        i = await validated(rt, "t1")
+        # Dave approved through the web link before people existed: the old actor shape.
+        await rt.engine.record(
+            "t1", i, kind="approval", actor="engineer:webhook:dave", decision="approve"
+        )
+        route = rt.notifier.route("t1")
+        (tg,) = [r for r in route if r.address == DAVE[1]]
+        again = await rt.authorizer.confirm((await rt.authorizer.issue("t1", i, tg.identity)).token)
+        assert (again.status, str(again.problem)) == (409, "already_approved"), again
+        state = await rt.engine.get("t1", i)
+        assert state is not None and state.stage is Stage.VALIDATED
     finally:
         await close(rt)

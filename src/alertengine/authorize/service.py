@@ -482,7 +482,10 @@ class Authorizer:
             return await self._refuse(
                 c, Problem.NOT_AWAITING, f"incident is {state.stage}", via, actor=identity
             )
-        if identity in state.approvers:
+        earlier = await self._approvers(tenant, state.approvers)
+        # An approval ledgered before people existed (engineer:<channel>:<id>) is mapped to
+        # its person too, so an upgrade mid-incident cannot count one human twice.
+        if identity in state.approvers or any(a.actor == identity for a in earlier):
             return await self._refuse(
                 c,
                 Problem.ALREADY_APPROVED,
@@ -493,7 +496,7 @@ class Authorizer:
         policy = self.engine.policy_for(c.tenant)
         if policy.forbid_deployer_sole_approval:
             deployers = deployer_identities(state)
-            everyone = [*await self._approvers(tenant, state.approvers), who]
+            everyone = [*earlier, who]
             if deployers and all(_is_deployer(a, deployers) for a in everyone):
                 return await self._refuse(
                     c,
