@@ -465,11 +465,11 @@ class Authorizer:
             return await self._refuse(
                 c, Problem.WRONG_TENANT, "incident does not belong to the token's tenant", via
             )
+        if await self.store.claimed(_claim_key(c.jti)) is not None:
+            return await self._refuse(c, Problem.USED, "token already used", via, actor=identity)
         who = await self.approver(tenant, identity)
         if who is not None:
             identity = who.actor  # the person, whichever channel they came through
-        if await self.store.claimed(_claim_key(c.jti)) is not None:
-            return await self._refuse(c, Problem.USED, "token already used", via, actor=identity)
         if who is None:
             return await self._refuse(
                 c,
