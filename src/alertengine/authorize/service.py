@@ -466,6 +466,9 @@ class Authorizer:
                 c, Problem.WRONG_TENANT, "incident does not belong to the token's tenant", via
             )
         if await self.store.claimed(_claim_key(c.jti)) is not None:
+            if parse_person_actor(identity) is None:  # a chat user: name their person
+                found = await self.approver(tenant, identity)
+                identity = found.actor if found is not None else identity
             return await self._refuse(c, Problem.USED, "token already used", via, actor=identity)
         who = await self.approver(tenant, identity)
         if who is not None:
