@@ -28,6 +28,7 @@ def _register() -> None:
         ("alertengine.ledger.cli", "ledger"),
         ("alertengine.orchestrator.cli", None),
         ("alertengine.tenants_cli", "tenant"),
+        ("alertengine.people.cli", "person"),
         ("alertengine.execute.cli", "dlq"),
         ("alertengine.simulate.cli", None),
         ("alertengine.passkeys.cli", "person"),

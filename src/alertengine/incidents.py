@@ -60,7 +60,7 @@ ALLOWED_ACTORS: Mapping[Stage, frozenset[str]] = {
     S.DETECTED: frozenset({"policy"}),
     S.PROPOSED: frozenset({"orchestrator", "policy"}),
     S.VALIDATED: frozenset({"policy", "orchestrator"}),
-    S.AUTHORIZED: frozenset({"engineer"}),
+    S.AUTHORIZED: frozenset({"engineer", "person"}),
     S.EXECUTED: frozenset({"orchestrator"}),
     S.WEBHOOK_FAILED: frozenset({"orchestrator"}),
     S.RESOLVED: frozenset({"policy", "orchestrator"}),
@@ -74,6 +74,9 @@ def actor_kind(actor: str) -> str:
 
 
 def is_engineer(actor: str) -> bool:
+    """A human approver: ``person:<id>``, or ``engineer:<channel>:<id>`` of older ledgers."""
+    if actor.startswith("person:"):
+        return len(actor) > len("person:") and ":" not in actor[len("person:") :]
     parts = actor.split(":")
     return len(parts) >= 3 and parts[0] == "engineer" and all(parts[1:])
 
@@ -150,7 +153,7 @@ class IncidentState:
 def check_transition(state: IncidentState | None, target: Stage, actor: str) -> str | None:
     """Why this move is refused, or None when it is legal. Pure; the guard of every transition."""
     kind = actor_kind(actor)
-    if kind == "engineer" and not is_engineer(actor):
+    if kind in ("engineer", "person") and not is_engineer(actor):
         return f"actor {actor!r} does not name an approver (engineer:<channel>:<id>)"
     if kind not in ALLOWED_ACTORS[target]:
         return f"actor {actor!r} may not move an incident to {target}"

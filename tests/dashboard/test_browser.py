@@ -85,12 +85,12 @@ def test_dashboard_loads_after_sign_in_and_timeline_shows_the_approver(page, ser
     sign_in(page, served)
     assert page.locator("#open-incidents h1").inner_text() == "Open incidents"
     row = page.locator(f'tr.incident[data-incident="{served.incident_id}"]')
-    assert "AUTHORIZED" in row.inner_text() and "engineer:web:alice" in row.inner_text()
+    assert "AUTHORIZED" in row.inner_text() and "person:web-alice" in row.inner_text()
     assert served.key not in page.content()
     row.locator("a").click()
     page.wait_for_url(f"**/dashboard/incidents/{served.incident_id}")
     approver = page.locator("#approver .who")
-    assert approver.is_visible() and approver.inner_text() == "engineer:web:alice"
+    assert approver.is_visible() and approver.inner_text() == "person:web-alice"
     assert page.locator("#timeline tr.kind-transition").count() == 4
     chart = page.locator("svg#health-chart")
     assert chart.is_visible() and chart.bounding_box()["height"] > 100

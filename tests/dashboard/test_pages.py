@@ -136,11 +136,11 @@ async def test_incident_page_shows_timeline_approver_and_chart(env):
     iid = await authorized_incident(rt)
     await sign_in(client, rt.new_keys["acme"])
     r = await client.get("/dashboard/")
-    assert iid in r.text and "engineer:web:alice" in r.text
+    assert iid in r.text and "person:web-alice" in r.text
     r = await client.get(f"/dashboard/incidents/{iid}")
     assert r.status_code == 200
     html = r.text
-    assert 'data-approver="engineer:web:alice"' in html
+    assert 'data-approver="person:web-alice"' in html
     assert "<svg" in html and 'class="line-alert"' in html and 'class="marker"' in html
     assert html.count('class="dot"') == 4  # three healthy polls and the degraded one
     entries = await rt.ledger.read(LedgerQuery(tenant_id="acme", incident_id=iid))

@@ -42,14 +42,14 @@ async def test_report_lists_approver_policy_refusals_and_verifies(rt):
     report = await build_report(rt.ledger, "acme", T0 - 10, rt.clock.now() + 10, now=T0)
     policy_version = rt.orch.policy_for("acme").version
     assert [i.incident_id for i in report.incidents] == [iid]
-    assert report.incidents[0].authorized_by == ("engineer:web:alice",)
+    assert report.incidents[0].authorized_by == ("person:web-alice",)
     [auth] = report.authorizations
-    assert auth.approvers == ("engineer:web:alice",) and auth.policy_version == policy_version
+    assert auth.approvers == ("person:web-alice",) and auth.policy_version == policy_version
     assert any(x.actor == "tenant:globex" for x in report.refusals)
     assert report.verified and report.head is not None
     html = render_html(report)
     assert "Ledger verification: OK" in html and report.head.hash in html
-    assert "engineer:web:alice" in html and policy_version in html
+    assert "person:web-alice" in html and policy_version in html
     assert f"Refused attempts ({len(report.refusals)})" in html
     assert "tenant:globex" in html
 
@@ -92,7 +92,7 @@ async def test_report_says_who_authorized_which_action_when_under_which_policy()
     assert report.incidents[0].action == "restart checkout workers"
     version = rt.orch.policy_for("acme").version
     sentence = (
-        f"engineer:web:alice authorized 'restart checkout workers' on {iid} (checkout) at "
+        f"person:web-alice authorized 'restart checkout workers' on {iid} (checkout) at "
         f"{_utc(auth.at)} UTC under policy {version}"
     )
     assert auth.statement == sentence

@@ -65,7 +65,7 @@ def test_demo_headless_runs_the_whole_loop(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     (inc,) = json.loads(r.stdout)["demo"]
-    assert inc["stage"] == "RESOLVED" and inc["approvers"] == ["engineer:webhook:oncall-alice"]
+    assert inc["stage"] == "RESOLVED" and inc["approvers"] == ["person:oncall-alice"]
     rep = subprocess.run(
         [
             *cli,
@@ -86,4 +86,4 @@ def test_demo_headless_runs_the_whole_loop(tmp_path):
         env=env,
     )
     assert rep.returncode == 0, rep.stdout + rep.stderr
-    assert "engineer:webhook:oncall-alice" in (tmp_path / "report.html").read_text()
+    assert "person:oncall-alice" in (tmp_path / "report.html").read_text()

@@ -96,7 +96,7 @@ async def test_in_chat_approval_runs_the_same_path_once(monkeypatch):
             await rt.drain()
             state = await rt.engine.get("acme", iid)
             assert state is not None and state.stage is Stage.EXECUTED
-            assert state.history[-2].actor == "engineer:telegram:4242"
+            assert state.history[-2].actor == "person:telegram-4242"  # the person, not the channel
             assert len(receiver.received) == 1
 
             again = await push_update(
@@ -114,5 +114,5 @@ async def test_in_chat_approval_runs_the_same_path_once(monkeypatch):
             refused = await rt.ledger.read(
                 LedgerQuery(tenant_id="acme", incident_id=iid, kinds=frozenset({"refused"}))
             )
-            assert {e.actor for e in refused} >= {"engineer:telegram:666", "engineer:telegram:4242"}
+            assert {e.actor for e in refused} >= {"engineer:telegram:666", "person:telegram-4242"}
         await rt.http.aclose()

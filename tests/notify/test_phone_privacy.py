@@ -145,7 +145,7 @@ async def test_nothing_an_auditor_or_a_tenant_can_read_holds_the_number(
         out = io.StringIO()
         assert await export_entries(ledger, out) > 0
         export = out.getvalue()
-        assert "engineer:whatsapp:ana" in export and "21211" in export
+        assert "person:ana" in export and "21211" in export
         _assert_no_number("the ledger export", export)
 
         pages = {}
@@ -174,7 +174,7 @@ async def test_nothing_an_auditor_or_a_tenant_can_read_holds_the_number(
             r = await client.get(path)
             assert r.status_code == 200, path
             pages[path] = r.text
-        assert "engineer:whatsapp:ana" in pages["approval page"]
+        assert "person:ana" in pages["approval page"]
         for where, text in pages.items():
             _assert_no_number(where, text)
     await rt.http.aclose()

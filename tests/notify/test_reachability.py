@@ -90,7 +90,7 @@ async def test_no_channel_credentials_is_loud_at_once_and_never_claims_sent(capl
         # No link is minted for a message that cannot be sent.
         assert [e for e in es if e.kind == "token"] == []
         (skip,) = [e for e in es if e.kind == "delivery" and e.decision == "skipped"]
-        assert "NOT sent to engineer:telegram:4242" in skip.reason
+        assert "NOT sent to person:telegram-4242" in skip.reason
         assert "TELEGRAM_BOT_TOKEN not set" in skip.reason
         (loud,) = [e for e in es if e.decision == "unreachable"]
         assert loud.timestamp == rt.clock.now()  # at once, not after escalate_after_s
@@ -102,7 +102,7 @@ async def test_no_channel_credentials_is_loud_at_once_and_never_claims_sent(capl
         assert [u["incident_id"] for u in status["incidents_without_reachable_approver"]] == [
             incident
         ]
-        assert status["unreachable_approvers"][0]["approver"] == "engineer:telegram:4242"
+        assert status["unreachable_approvers"][0]["approver"] == "person:telegram-4242"
         # The dashboard says so on every page.
         app = create_app(rt, run_loop=False)
         transport = httpx.ASGITransport(app=app)
@@ -114,7 +114,7 @@ async def test_no_channel_credentials_is_loud_at_once_and_never_claims_sent(capl
             )
             assert r.status_code == 303, r.text
             page = (await c.get("/dashboard/")).text
-        assert 'id="unreachable-approvers"' in page and "engineer:telegram:4242" in page
+        assert 'id="unreachable-approvers"' in page and "person:telegram-4242" in page
         assert 'id="unreached-incidents"' in page and incident in page
     finally:
         await rt.http.aclose()
@@ -129,7 +129,7 @@ async def test_a_refused_delivery_is_ledgered_as_not_sent_with_the_reason(receiv
         es = await entries(rt, incident)
         assert sent_claims(es) == []
         (failed,) = [e for e in es if e.kind == "delivery" and e.decision == "failed"]
-        assert "NOT sent to engineer:webhook:alice via webhook" in failed.reason
+        assert "NOT sent to person:alice via webhook" in failed.reason
         assert "401" in failed.reason or "401" in str(failed.data)
         assert [e.decision for e in es if e.decision == "unreachable"] == ["unreachable"]
         (token,) = [e for e in es if e.kind == "token"]
@@ -147,7 +147,7 @@ async def test_an_accepted_delivery_is_ledgered_as_sent_and_nothing_is_loud(rece
         es = await entries(rt, incident)
         (sent,) = sent_claims(es)
         assert sent.decision == "delivered"
-        assert "approval link sent to engineer:webhook:alice via webhook" in sent.reason
+        assert "approval link sent to person:alice via webhook" in sent.reason
         assert len(fake.received) == 1
         assert [e for e in es if e.decision == "unreachable"] == []
         status = rt.orch.status()["notifications"]
@@ -173,7 +173,7 @@ async def test_fall_over_to_a_reachable_channel_clears_the_alarm(telegram) -> No
         assert [e for e in es if e.decision == "unreachable"] == []
         assert rt.orch.status()["notifications"]["incidents_without_reachable_approver"] == []
         gaps = rt.orch.status()["notifications"]["unreachable_approvers"]
-        assert [g["approver"] for g in gaps] == ["engineer:slack:bob"]
+        assert [g["approver"] for g in gaps] == ["person:bob"]
     finally:
         await rt.http.aclose()
 

@@ -276,7 +276,7 @@ def test_an_approver_without_channel_credentials_is_a_start_up_error(tmp_path):
     refused(
         r,
         "tenants.0.approvers.0.channel",
-        "engineer:telegram:4242",
+        "person:telegram-4242",
         "TELEGRAM_BOT_TOKEN not set",
         "tenants.0.approvers.2.channel",
         "--allow-unreachable-approvers",
@@ -287,9 +287,9 @@ def test_check_config_prints_which_channels_reach_each_approver(tmp_path):
     env = {**SECRETS, "TELEGRAM_BOT_TOKEN": "1:x"}
     r = check(tmp_path, two_channel_config(tmp_path / "a.db"), env, "--allow-unreachable-approvers")
     assert r.exit_code == 0, r.output
-    assert "approver engineer:telegram:4242: reachable via telegram" in r.output
-    assert "approver engineer:webhook:alice: reachable via webhook" in r.output
-    assert "approver engineer:web:carol: reachable via NOTHING" in r.output
+    assert "approver person:telegram-4242: reachable via telegram" in r.output
+    assert "approver person:alice: reachable via webhook" in r.output
+    assert "approver person:web-carol: reachable via NOTHING" in r.output
     assert "warning:" in r.output and "config OK, with warnings" in r.output
 
 
@@ -327,14 +327,14 @@ def test_serve_with_the_flag_warns_and_lists_unreachable_approvers_in_status(tmp
         assert status is not None
         gaps = status["notifications"]["unreachable_approvers"]
         assert {(g["approver"], g["channel"]) for g in gaps} == {
-            ("engineer:telegram:4242", "telegram"),
-            ("engineer:web:carol", "web"),
+            ("person:telegram-4242", "telegram"),
+            ("person:web-carol", "web"),
         }
         assert "TELEGRAM_BOT_TOKEN" in next(g["why"] for g in gaps if g["channel"] == "telegram")
     finally:
         proc.terminate()
         out = proc.communicate(timeout=20)[0].decode()
-    assert "warning" in out.lower() and "engineer:telegram:4242" in out
+    assert "warning" in out.lower() and "person:telegram-4242" in out
     assert "Traceback" not in out, out
 
 

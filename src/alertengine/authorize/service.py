@@ -27,9 +27,16 @@ from alertengine.authorize.tokens import (
 from alertengine.clock import Clock
 from alertengine.engine import Change, IncidentEngine, TransitionRefused
 from alertengine.incidents import IncidentState, Stage
+from alertengine.people import Person, PersonRegistry, parse_person_actor
 from alertengine.policy import should_expire
 from alertengine.stores.base import StateStore
-from alertengine.tenants import SYSTEM_TENANT, TenantRegistry, engineer_identity, parse_identity
+from alertengine.tenants import (
+    SYSTEM_TENANT,
+    Tenant,
+    TenantRegistry,
+    engineer_identity,
+    parse_identity,
+)
 
 if TYPE_CHECKING:
     from alertengine.passkeys.service import AssertionCheck, Passkeys
@@ -195,12 +202,28 @@ def deployer_identities(state: IncidentState) -> set[str]:
     return found
 
 
-def _is_deployer(identity: str, deployers: set[str]) -> bool:
-    if not deployers:
-        return False
-    parsed = parse_identity(identity)
-    names = {identity.lower()} | ({parsed[1].lower()} if parsed else set())
-    return bool(names & deployers)
+@dataclass(frozen=True, slots=True)
+class Approver:
+    """Who an approval is from: ``actor`` is ``person:<id>`` (or, for an approver listed only
+    in a tenant's legacy per-channel list, ``engineer:<channel>:<id>``)."""
+
+    actor: str
+    person: Person | None = None
+
+    def author_names(self) -> set[str]:
+        if self.person is not None:
+            return self.person.author_names()
+        parsed = parse_identity(self.actor)
+        return {self.actor.lower()} | ({parsed[1].lower()} if parsed else set())
+
+
+def _is_deployer(approver: Approver, deployers: set[str]) -> bool:
+    return bool(deployers) and bool(approver.author_names() & deployers)
+
+
+def _round(state: IncidentState) -> int:
+    """Which round of approval this is (a fresh VALIDATED starts a new one)."""
+    return sum(1 for h in state.history if h.stage is Stage.VALIDATED)
 
 
 def _echo(v: Any) -> str:
@@ -219,6 +242,7 @@ class Authorizer:
         *,
         on_authorized: Callable[[str, str], None] | None = None,
         max_concurrent: int = 32,
+        people: PersonRegistry | None = None,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -227,16 +251,43 @@ class Authorizer:
         self.clock = clock
         self.base_url = base_url.rstrip("/")
         self.on_authorized = on_authorized
+        self.people = people or PersonRegistry(store)
         # Backpressure: a burst of confirms queues here instead of swamping the stores.
         self._gate = asyncio.Semaphore(max_concurrent)
         #: Checks WebAuthn assertions where the policy says ``require_passkey``.
         self.passkeys: Passkeys | None = None
 
+    # -- who approves ------------------------------------------------------------------------
+
+    async def approver(self, tenant: Tenant, identity: str) -> Approver | None:
+        """The person ``identity`` names in ``tenant``, or None. ``person:<id>`` names a person
+        of the registry; ``engineer:<channel>:<id>`` (a chat user, an older link) is mapped to
+        the person that channel address belongs to, so one human is one approver whatever
+        channel they use. A legacy per-channel approver with no person stays its own actor."""
+        pid = parse_person_actor(identity)
+        if pid is not None:
+            person = await self.people.get(tenant.tenant_id, pid)
+            return Approver(person.actor, person) if person is not None else None
+        parsed = parse_identity(identity)
+        if parsed is None:
+            return None
+        person = await self.people.find_by_channel(tenant.tenant_id, *parsed)
+        if person is not None:
+            return Approver(person.actor, person)
+        return Approver(identity) if tenant.is_approver(identity) else None
+
+    async def _approvers(self, tenant: Tenant, actors: tuple[str, ...]) -> list[Approver]:
+        found = [await self.approver(tenant, a) for a in actors]
+        return [f if f is not None else Approver(a) for f, a in zip(found, actors, strict=True)]
+
     # -- issuing ----------------------------------------------------------------------------
 
-    async def issue(self, tenant_id: str, incident_id: str, recipient_identity: str) -> IssuedLink:
-        """A link for one approver. Refused unless the incident is VALIDATED and the recipient
-        is on the tenant's approver list. Ledgered (jti and a short hash, never the token)."""
+    async def issue(
+        self, tenant_id: str, incident_id: str, recipient_identity: str, *, via: str = ""
+    ) -> IssuedLink:
+        """A link for one approver (a person) sent through channel ``via``. Refused unless the
+        incident is VALIDATED and the recipient is one of the tenant's people (or a legacy
+        approver). Ledgered (jti and a short hash, never the token)."""
         await self.engine.refresh(tenant_id)
         state = await self.engine.get(tenant_id, incident_id)
         if state is None or state.stage is not Stage.VALIDATED:
@@ -244,11 +295,14 @@ class Authorizer:
             raise AuthorizationError(
                 Problem.NOT_AWAITING, f"incident {incident_id} is {stage}, not VALIDATED"
             )
-        if not await self.tenants.is_approver(tenant_id, recipient_identity):
+        tenant = await self.tenants.get(tenant_id)
+        who = await self.approver(tenant, recipient_identity) if tenant is not None else None
+        if who is None:
             raise AuthorizationError(
                 Problem.NOT_APPROVER,
                 f"{recipient_identity!r} is not an approver of tenant {tenant_id!r}",
             )
+        recipient_identity = who.actor
         policy = self.engine.policy_for(tenant_id)
         token, claims = self.signer.issue(
             tenant=tenant_id,
@@ -256,6 +310,7 @@ class Authorizer:
             action=state.action or DEFAULT_ACTION,
             approver=recipient_identity,
             ttl_s=policy.token_ttl_s,
+            via=via,
         )
         await self.store.put(
             LINKS,
@@ -267,6 +322,7 @@ class Authorizer:
                 "approver": claims.approver,
                 "iat": claims.iat,
                 "exp": claims.exp,
+                "via": via,
             },
         )
         await self.engine.record(
@@ -275,10 +331,12 @@ class Authorizer:
             kind="token",
             actor="orchestrator",
             decision="issued",
-            reason=f"approval link issued for {recipient_identity}",
+            reason=f"approval link issued for {recipient_identity}"
+            + (f" via {via}" if via else ""),
             data={
                 "jti": claims.jti,
                 "recipient": recipient_identity,
+                **({"via": via} if via else {}),
                 "issued_at": claims.iat,
                 "expires_at": claims.exp,
                 "token_sha256_prefix": token_fingerprint(token),
@@ -312,11 +370,12 @@ class Authorizer:
             return Preview(False, p, problem_message(p))
         if problem is None and await self.store.claimed(_claim_key(c.jti)) is not None:
             problem = Problem.USED
-        if problem is None and not tenant.is_approver(c.approver):
+        who = await self.approver(tenant, c.approver) if problem is None else None
+        if problem is None and who is None:
             problem = Problem.NOT_APPROVER
         if problem is None and state.stage is not Stage.VALIDATED:
             problem = Problem.NOT_AWAITING
-        if problem is None and c.approver in state.approvers:
+        if problem is None and who is not None and who.actor in state.approvers:
             problem = Problem.ALREADY_APPROVED
         policy = self.engine.policy_for(c.tenant)
         return Preview(
@@ -411,6 +470,7 @@ class Authorizer:
                 jti=jti,
                 iat=float(doc["iat"]),
                 exp=float(doc["exp"]),
+                via=str(doc.get("via", "")),
             )
             if self.clock.now() >= claims.exp:
                 return await self._refuse(claims, Problem.EXPIRED, "link expired", channel)
@@ -429,8 +489,14 @@ class Authorizer:
                 c, Problem.WRONG_TENANT, "incident does not belong to the token's tenant", via
             )
         if await self.store.claimed(_claim_key(c.jti)) is not None:
+            if parse_person_actor(identity) is None:  # a chat user: name their person
+                found = await self.approver(tenant, identity)
+                identity = found.actor if found is not None else identity
             return await self._refuse(c, Problem.USED, "token already used", via, actor=identity)
-        if not tenant.is_approver(identity):
+        who = await self.approver(tenant, identity)
+        if who is not None:
+            identity = who.actor  # the person, whichever channel they came through
+        if who is None:
             return await self._refuse(
                 c,
                 Problem.NOT_APPROVER,
@@ -442,14 +508,21 @@ class Authorizer:
             return await self._refuse(
                 c, Problem.NOT_AWAITING, f"incident is {state.stage}", via, actor=identity
             )
-        if identity in state.approvers:
+        earlier = await self._approvers(tenant, state.approvers)
+        # An approval ledgered before people existed (engineer:<channel>:<id>) is mapped to
+        # its person too, so an upgrade mid-incident cannot count one human twice.
+        if identity in state.approvers or any(a.actor == identity for a in earlier):
             return await self._refuse(
-                c, Problem.ALREADY_APPROVED, "approver already approved", via, actor=identity
+                c,
+                Problem.ALREADY_APPROVED,
+                f"{identity} already approved (this attempt came via {via})",
+                via,
+                actor=identity,
             )
         policy = self.engine.policy_for(c.tenant)
         if policy.forbid_deployer_sole_approval:
             deployers = deployer_identities(state)
-            everyone = {*state.approvers, identity}
+            everyone = [*earlier, who]
             if deployers and all(_is_deployer(a, deployers) for a in everyone):
                 return await self._refuse(
                     c,
@@ -472,6 +545,17 @@ class Authorizer:
         ttl = max(0.0, c.exp - self.clock.now()) + CLAIM_MARGIN_S
         if not await self.store.claim(_claim_key(c.jti), ttl, value=identity):
             return await self._refuse(c, Problem.USED, "token already used", via, actor=identity)
+        # One person, one approval per round, even through two channels at the same instant:
+        # the first claim wins, the other attempt is refused (and ledgered).
+        once = f"approved:{c.tenant}:{c.incident}:{_round(state)}:{identity}"
+        if not await self.store.claim(once, ttl, value=c.jti):
+            return await self._refuse(
+                c,
+                Problem.ALREADY_APPROVED,
+                f"{identity} already approved (this attempt came via {via})",
+                via,
+                actor=identity,
+            )
         proof: Mapping[str, Any] | None = None
         if check is not None and self.passkeys is not None:
             # After the link's claim, so a double submit is "used", not a clone; a counter
@@ -504,6 +588,8 @@ class Authorizer:
         proof: Mapping[str, Any] | None = None,
     ) -> ConfirmResult:
         data: dict[str, Any] = {"jti": c.jti, "via": via, "recipient": c.approver}
+        if c.via and c.via != via:
+            data["link_sent_via"] = c.via
         if token_sha:
             data["token_sha256_prefix"] = token_sha
         if proof is not None:

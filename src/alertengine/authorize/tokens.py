@@ -129,9 +129,13 @@ class Claims:
     jti: str
     iat: float
     exp: float
+    #: The channel kind the link was sent through (optional claim ``via``).
+    via: str = ""
 
     def to_payload(self) -> dict[str, Any]:
+        extra = {"via": self.via} if self.via else {}
         return {
+            **extra,
             "iss": ISSUER,
             "tenant": self.tenant,
             "incident": self.incident,
@@ -191,7 +195,14 @@ class TokenSigner:
         return self._jti_factory()
 
     def issue(
-        self, *, tenant: str, incident: str, action: str, approver: str, ttl_s: float
+        self,
+        *,
+        tenant: str,
+        incident: str,
+        action: str,
+        approver: str,
+        ttl_s: float,
+        via: str = "",
     ) -> tuple[str, Claims]:
         now = self.clock.now()
         claims = Claims(
@@ -202,6 +213,7 @@ class TokenSigner:
             jti=self.new_jti(),
             iat=float(int(now)),
             exp=float(int(now + ttl_s)),
+            via=via,
         )
         token = jwt.encode(
             claims.to_payload(), self._secret, algorithm=ALGORITHM, headers={"typ": "JWT"}
@@ -262,6 +274,7 @@ def _claims(d: dict[str, Any]) -> Claims | None:
             jti=d["jti"],
             iat=float(d["iat"]),
             exp=float(d["exp"]),
+            via=str(d.get("via", ""))[:32],
         )
     except (KeyError, TypeError, ValueError):
         return None

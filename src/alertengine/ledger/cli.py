@@ -281,7 +281,11 @@ def replay_cmd(
                             "updated_at": s.updated_at,
                             "policy_version": s.policy_version,
                             "approvers": list(s.approvers)
-                            or [h.actor for h in s.history if h.actor.startswith("engineer:")],
+                            or [
+                                h.actor
+                                for h in s.history
+                                if h.actor.startswith(("engineer:", "person:"))
+                            ],
                             "last_actor": s.history[-1].actor,
                         }
                         for s in sorted(states.values(), key=lambda s: s.opened_at)

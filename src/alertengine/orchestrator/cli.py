@@ -89,10 +89,27 @@ def check_config(
     cfg, settings, report = _checked(config, allow_unreachable=allow_unreachable_approvers)
     people = report.by_approver()
     for t in cfg.tenants:
+        persons = t.persons()
         typer.echo(
             f"tenant {t.id}: policy {cfg.policy_for(t.id).version}, "
-            f"{len(t.approvers)} approver channel(s)"
+            f"{len(persons)} approver(s) (people), "
+            f"{sum(len(p.channels) for p in persons)} channel(s)"
         )
+        if t.approvers:
+            explicit = {p.id for p in t.people}
+            derived = [
+                p
+                for p in persons
+                if p.id not in explicit
+                or p.channels != next((q.person().channels for q in t.people if q.id == p.id), ())
+            ]
+            typer.echo(
+                "  note: the flat `approvers` list is deprecated; write [[tenants.people]] "
+                "instead. People derived from it (entries sharing an identity are one person):"
+            )
+            for p in derived:
+                kinds = ", ".join(c.kind for c in p.channels)
+                typer.echo(f"    {p.actor} ({p.name}): {kinds}")
         for (tenant_id, identity), entries in people.items():
             if tenant_id != t.id:
                 continue

@@ -22,6 +22,14 @@ from pydantic import (
     model_validator,
 )
 
+from alertengine.people import (
+    Channel,
+    LegacyApprover,
+    Person,
+    PersonError,
+    people_from_legacy,
+    shared_addresses,
+)
 from alertengine.policy import Policy, PolicyError, load_policy
 from alertengine.stores.factory import check_store_url
 from alertengine.tenants import approver_id_problem
@@ -70,6 +78,11 @@ class ChannelConfig(_Model):
         return f"engineer:{self.channel}:{self.identity or self.address}"
 
     @model_validator(mode="after")
+    def _address(self) -> ChannelConfig:
+        Channel(self.channel, self.address)  # the person registry's rules for an address
+        return self
+
+    @model_validator(mode="after")
     def _approver_id(self) -> ChannelConfig:
         problem = approver_id_problem(self.identity or self.address)
         if problem and self.identity:
@@ -107,18 +120,76 @@ def looks_like_phone_number(text: str) -> bool:
     return t.startswith("+") and digits >= 7 and all(c.isdigit() or c in " -.()+" for c in t)
 
 
+class PersonChannelConfig(_Model):
+    """One channel of a person: ``channel`` kind, ``address`` to send to, and optionally the
+    ``user_id`` the channel reports when they act (when it differs from the address)."""
+
+    channel: str = Field(pattern=r"^(telegram|whatsapp|slack|webhook|web)$")
+    address: str = Field(min_length=1)
+    user_id: str = ""
+
+
+class PersonConfig(_Model):
+    """``[[tenants.people]]``: one human, every channel that reaches them, their GitHub
+    logins (the deployer rule maps commit authors to people with them)."""
+
+    id: str
+    name: str = ""
+    channels: list[PersonChannelConfig] = Field(default_factory=list)
+    github: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _valid(self) -> PersonConfig:
+        self.person()  # raises PersonError (a ValueError) naming what is wrong
+        return self
+
+    def person(self) -> Person:
+        return Person(
+            id=self.id,
+            name=self.name,
+            channels=tuple(Channel(c.channel, c.address, c.user_id) for c in self.channels),
+            github_logins=tuple(self.github),
+        )
+
+
 class TenantConfig(_Model):
     id: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
     name: str = ""
     #: Per-tenant policy overrides (field names of :class:`~alertengine.policy.Policy`).
     policy: dict[str, Any] = Field(default_factory=dict)
-    #: Notification route, in escalation order: the first is notified, then the next …
+    #: The people who approve, in escalation order (channels of one person are fall-overs).
+    people: list[PersonConfig] = Field(default_factory=list)
+    #: Deprecated flat route (one entry per channel); entries sharing an ``identity`` are one
+    #: person, an entry without one is a person of its own. Listed after ``people``.
     approvers: list[ChannelConfig] = Field(default_factory=list)
     github_secret_env: str = ""
     max_channels: int = Field(5, ge=1)
     #: Two-lens council for this tenant. Unset: as the orchestrator's ``diagnoser`` says
     #: (``council`` for every tenant); ``true`` needs an Anthropic key; ``false`` opts out.
     council: bool | None = None
+
+    def persons(self) -> list[Person]:
+        """Every approver as a person, in escalation order: ``people``, then the people
+        derived from the flat ``approvers`` list."""
+        legacy = [LegacyApprover(a.channel, a.address, a.identity) for a in self.approvers]
+        return people_from_legacy(legacy, [p.person() for p in self.people])
+
+    @model_validator(mode="after")
+    def _people_distinct(self) -> TenantConfig:
+        ids = [p.id for p in self.people]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"people: duplicate person id(s) {dupes}")
+        try:
+            people = self.persons()
+        except PersonError as exc:
+            raise ValueError(f"approvers: {exc}") from None
+        for kind, a, b in shared_addresses(people):
+            raise ValueError(
+                f"people: {a!r} and {b!r} share a {kind} address; one address may name only "
+                "one person (else one human could count as two approvers)"
+            )
+        return self
 
 
 class TargetConfig(_Model):
@@ -225,7 +296,8 @@ def _check_references(cfg: Config, source: str) -> None:
             raise ConfigError(f"{source}: targets.{i}: duplicate target {tgt.tenant}/{tgt.service}")
         seen.add(key)
     for t in cfg.tenants:
-        if len({a.channel for a in t.approvers}) > t.max_channels:
+        kinds = {a.channel for a in t.approvers} | {c.channel for p in t.people for c in p.channels}
+        if len(kinds) > t.max_channels:
             raise ConfigError(
                 f"{source}: tenants.{t.id}.approvers: more channels than max_channels"
             )

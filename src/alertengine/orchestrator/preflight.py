@@ -16,6 +16,7 @@ from alertengine.authorize.tokens import SecretError, check_secret
 from alertengine.execute.signing import MIN_KEY_BYTES
 from alertengine.orchestrator.config import Config
 from alertengine.orchestrator.settings import SecretSettingError, Settings
+from alertengine.people import Channel
 from alertengine.stores.factory import check_store_url
 
 #: Telegram's ``secret_token``: 1–256 characters of A-Z a-z 0-9 _ - (setWebhook refuses others).
@@ -91,11 +92,23 @@ def _key_problem(name: str, value: str) -> str:
 
 def reachability(config: Config, settings: Settings) -> tuple[Reach, ...]:
     missing = missing_credentials(settings)
-    return tuple(
-        Reach(t.id, f"tenants.{i}.approvers.{j}", a.approver, a.channel, missing[a.channel])
-        for i, t in enumerate(config.tenants)
-        for j, a in enumerate(t.approvers)
-    )
+    out: list[Reach] = []
+    for i, t in enumerate(config.tenants):
+        explicit = {p.id: k for k, p in enumerate(t.people)}
+        legacy = list(enumerate(t.approvers))
+        for p in t.persons():
+            for c in p.channels:
+                if p.id in explicit and any(
+                    x.channel == c.kind for x in t.people[explicit[p.id]].channels
+                ):
+                    where = f"tenants.{i}.people.{explicit[p.id]}"
+                else:
+                    j = next(
+                        (j for j, a in legacy if Channel(a.channel, a.address).same_address(c)), 0
+                    )
+                    where = f"tenants.{i}.approvers.{j}"
+                out.append(Reach(t.id, where, p.actor, c.kind, missing[c.kind]))
+    return tuple(out)
 
 
 def preflight(
@@ -211,7 +224,7 @@ def preflight(
     lines += [
         f"tenants.{i}.approvers: tenant {t.id} has targets but no approver to ask"
         for i, t in enumerate(config.tenants)
-        if t.id in watched and not t.approvers
+        if t.id in watched and not t.persons()
     ]
     for line in lines:
         if allow_unreachable_approvers:

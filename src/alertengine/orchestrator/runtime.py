@@ -64,11 +64,13 @@ from alertengine.orchestrator.wiring import (
     DiagnosisStep,
     Notifier,
     build_channels,
+    engine_recorder,
     record_theory_choice,
     sweep_awaiting,
 )
 from alertengine.passkeys.routes import passkey_routes
 from alertengine.passkeys.service import Passkeys
+from alertengine.people import PersonRegistry
 from alertengine.stores import StateStore, StoreUnavailable
 from alertengine.tenants import TenantRegistry
 
@@ -171,6 +173,7 @@ async def build_runtime(
     )
     orch.shared_history = SharedHistory(store, replica)
     registry = TenantRegistry(store, clock)
+    people = PersonRegistry(store, engine_recorder(orch.engine))
     signer = TokenSigner(secret, clock)
     holder: dict[str, Runtime] = {}
 
@@ -185,6 +188,7 @@ async def build_runtime(
         clock,
         config.orchestrator.base_url,
         on_authorized=on_authorized,
+        people=people,
     )
     authorizer.passkeys = Passkeys(orch.engine, store, clock, config.orchestrator.base_url)
 
@@ -225,6 +229,7 @@ async def build_runtime(
         commits,
         report_health=orch.set_component,
         missing=missing_credentials(settings),
+        people=people,
     )
     orch.validated_hooks.append(notifier.on_validated)
     orch.status_sections["notifications"] = notifier.status
@@ -310,6 +315,9 @@ async def sync_tenants(rt: Runtime) -> None:
             by_channel.setdefault(a.channel, []).append(a.identity or a.address)
         for channel, ids in by_channel.items():
             await rt.registry.set_approvers(t.id, channel, ids)
+        # The config's people (and those derived from flat approvers); changes are ledgered.
+        if rt.notifier.people is not None:
+            await rt.notifier.people.sync(t.id, t.persons(), actor="config")
 
 
 def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:

@@ -39,6 +39,7 @@ from alertengine.orchestrator.config import Config
 from alertengine.orchestrator.pipeline import Target
 from alertengine.orchestrator.preflight import missing_credentials
 from alertengine.orchestrator.settings import Settings
+from alertengine.people import Person, PersonRegistry, Record
 from alertengine.policy import HealthSnapshot
 from alertengine.tenants import TenantRegistry, engineer_identity
 
@@ -195,8 +196,11 @@ class Notifier:
         retries: int = 2,
         report_health: ReportHealth = _ignore_health,
         missing: Mapping[str, str] | None = None,
+        people: PersonRegistry | None = None,
     ) -> None:
         self.report_health = report_health
+        #: The tenants' people (config + CLI); without it, the people the config names.
+        self.people = people
         self.config = config
         self.engine = engine
         self.authorizer = authorizer
@@ -218,11 +222,12 @@ class Notifier:
     def unreachable_approvers(self, tenant_id: str | None = None) -> list[dict[str, str]]:
         """Route entries whose channel cannot send (started with --allow-unreachable-…)."""
         return [
-            {"tenant": t.id, "approver": a.approver, "channel": a.channel, "why": why}
+            {"tenant": t.id, "approver": p.actor, "channel": c.kind, "why": why}
             for t in self.config.tenants
             if tenant_id is None or t.id == tenant_id
-            for a in t.approvers
-            if (why := self.why_unreachable(a.channel))
+            for p in t.persons()
+            for c in p.channels
+            if (why := self.why_unreachable(c.kind))
         ]
 
     def unreached_incidents(self, tenant_id: str | None = None) -> list[dict[str, Any]]:
@@ -258,10 +263,17 @@ class Notifier:
         )
 
     def route(self, tenant_id: str) -> list[Recipient]:
+        """The config's route: each person's channels, person after person."""
         t = self.config.tenant(tenant_id)
-        if t is None:
-            return []
-        return [Recipient(a.channel, a.address, a.approver) for a in t.approvers]
+        return person_route(t.persons()) if t is not None else []
+
+    async def levels(self, tenant_id: str) -> list[list[Recipient]]:
+        """Escalation levels, one per person, from the registry when there is one."""
+        if self.people is not None:
+            people = await self.people.list(tenant_id)
+            if people:
+                return escalation_levels(person_route(people))
+        return escalation_levels(self.route(tenant_id))
 
     async def on_validated(self, state: IncidentState) -> None:
         await self.notify_level(state, 0)
@@ -269,7 +281,7 @@ class Notifier:
     async def notify_level(self, state: IncidentState, level: int) -> bool:
         """Notify the people from ``level`` on, until one delivery succeeds. Reaching nobody
         is loud at once: an error log, a ledger entry and a status field."""
-        levels = escalation_levels(self.route(state.tenant_id))
+        levels = await self.levels(state.tenant_id)
         tried: list[str] = []
         for people in levels[level:]:
             for r in people:  # one person's channels, as fall-overs
@@ -324,7 +336,9 @@ class Notifier:
             )
             return False
         try:
-            link = await self.authorizer.issue(state.tenant_id, state.incident_id, r.identity)
+            link = await self.authorizer.issue(
+                state.tenant_id, state.incident_id, r.identity, via=r.channel
+            )
         except Exception as exc:  # e.g. the incident moved on meanwhile
             log.info("no link for %s: %s", r.identity, exc)
             return False
@@ -411,17 +425,19 @@ class Notifier:
                 if due < 1:
                     continue
                 level = s.escalations + 1
-                if level >= len(escalation_levels(self.route(t.id))):
+                levels = await self.levels(t.id)
+                if level >= len(levels):
                     continue  # everyone has been asked; expiry will decide
+                asked, nxt = levels[level - 1][0].identity, levels[level][0].identity
                 await self.engine.record(
                     t.id,
                     s.incident_id,
                     kind="escalation",
                     actor="orchestrator",
                     decision=f"level {level}",
-                    reason=f"no decision within {policy.escalate_after_s:.0f} s; "
-                    "notifying the next approver",
-                    data={"level": level},
+                    reason=f"no decision from {asked} within {policy.escalate_after_s:.0f} s; "
+                    f"asking the next person, {nxt}",
+                    data={"level": level, "person": nxt, "previous": asked},
                 )
                 fresh = await self.engine.get(t.id, s.incident_id)
                 if fresh is not None:
@@ -442,6 +458,25 @@ class Notifier:
         fresh = await self.engine.get(s.tenant_id, s.incident_id)
         if fresh is not None:
             await self.notify_level(fresh, 0)
+
+
+def engine_recorder(engine: IncidentEngine) -> Record:
+    """Ledgers person-registry changes through the engine (kind ``people``, no incident)."""
+
+    async def record(
+        tenant_id: str, actor: str, decision: str, reason: str, data: Mapping[str, Any]
+    ) -> None:
+        await engine.record(
+            tenant_id, None, kind="people", actor=actor, decision=decision, reason=reason, data=data
+        )
+
+    return record
+
+
+def person_route(people: list[Person]) -> list[Recipient]:
+    """Every channel of every person, person after person; a recipient's identity is the
+    person (``person:<id>``), so escalation groups a person's channels as one level."""
+    return [Recipient(c.kind, c.address, p.actor) for p in people for c in p.channels]
 
 
 def _f(v: Any) -> float | None:
@@ -485,14 +520,19 @@ async def record_theory_choice(
     user_id: str,
     data: str,
 ) -> str:
-    """A "Trust Theory A/B" tap: ledgered as the engineer's choice. It authorizes nothing."""
+    """A "Trust Theory A/B" tap: ledgered as the person's choice. It authorizes nothing."""
     _, theory, incident_id = [*data.split(":", 2), "", ""][:3]
     identity = engineer_identity(channel, user_id)
+    people = PersonRegistry(registry.store)
     for tenant_id in tenants:
         state = await engine.get(tenant_id, incident_id)
         if state is None:
             continue
-        if theory not in ("A", "B") or not await registry.is_approver(tenant_id, identity):
+        person = await people.find_by_channel(tenant_id, channel, user_id)
+        if person is not None:
+            identity = person.actor
+        allowed = person is not None or await registry.is_approver(tenant_id, identity)
+        if theory not in ("A", "B") or not allowed:
             await engine.record(
                 tenant_id,
                 incident_id,

@@ -45,7 +45,13 @@ from alertengine.notify.channel import Channel, DeliveryResult
 from alertengine.notify.render import RenderedMessage
 from alertengine.orchestrator.config import ChannelConfig, Config, TenantConfig
 from alertengine.orchestrator.pipeline import Pipeline, Target
-from alertengine.orchestrator.wiring import DiagnosisStep, Notifier, sweep_awaiting
+from alertengine.orchestrator.wiring import (
+    DiagnosisStep,
+    Notifier,
+    engine_recorder,
+    sweep_awaiting,
+)
+from alertengine.people import PersonRegistry
 from alertengine.policy import Policy
 from alertengine.simulate.clockwork import Scheduler
 from alertengine.simulate.scenario import Approver, Scenario, Service
@@ -173,6 +179,12 @@ class Simulation:
             by_channel.setdefault(a.channel, []).append(a.id)
         for channel, ids in by_channel.items():
             await self.registry.set_approvers(sc.tenant, channel, ids)
+        people = PersonRegistry(
+            self.store,
+            engine_recorder(self.engine),
+            marker_key=hashlib.sha256(self.ledger_key + b"\x00people").digest(),
+        )
+        await people.sync(sc.tenant, self._config().tenants[0].persons(), actor="config")
         signer = TokenSigner(self._secret, self.clock, jti_factory=self._jti)
         self.authorizer = Authorizer(
             self.engine,
