@@ -204,6 +204,14 @@ class Notifier:
         #: Incidents awaiting approval that nobody could be told about: (tenant, id) -> why.
         self.unreached: dict[tuple[str, str], dict[str, Any]] = {}
 
+    #: On-call schedules and silences (alertengine.oncall.hooks), set by the runtime.
+    oncall: Any = None
+
+    async def levels(self, state: IncidentState) -> list[list[Recipient]]:
+        """One level per person; whoever is on call first, then the rest of the chain."""
+        levels = escalation_levels(self.route(state.tenant_id))
+        return levels if self.oncall is None else await self.oncall.order_levels(state, levels)
+
     def why_unreachable(self, channel: str) -> str:
         """Empty when ``channel`` can send; else the reason, naming what to set."""
         if channel in self.channels:
@@ -264,7 +272,9 @@ class Notifier:
     async def notify_level(self, state: IncidentState, level: int) -> bool:
         """Notify the people from ``level`` on, until one delivery succeeds. Reaching nobody
         is loud at once: an error log, a ledger entry and a status field."""
-        levels = escalation_levels(self.route(state.tenant_id))
+        if self.oncall is not None and await self.oncall.held(state):
+            return False  # silenced: ledgered by the hook, nobody is paged
+        levels = await self.levels(state)
         tried: list[str] = []
         for people in levels[level:]:
             for r in people:  # one person's channels, as fall-overs
@@ -376,6 +386,8 @@ class Notifier:
                 if s.stage is not Stage.VALIDATED:
                     continue
                 awaiting.add(s.incident_id)
+                if self.oncall is not None and await self.oncall.held(s):
+                    continue  # silenced: no escalation, nobody paged
                 if s.notified_at is None:
                     # Nobody could be told yet (every channel failed): try the route again.
                     validated_at = s.history[-1].at
@@ -399,7 +411,7 @@ class Notifier:
                 if due < 1:
                     continue
                 level = s.escalations + 1
-                if level >= len(escalation_levels(self.route(t.id))):
+                if level >= len(await self.levels(s)):
                     continue  # everyone has been asked; expiry will decide
                 await self.engine.record(
                     t.id,
