@@ -29,6 +29,8 @@ def _register() -> None:
         ("alertengine.orchestrator.cli", None),
         ("alertengine.tenants_cli", "tenant"),
         ("alertengine.execute.cli", "dlq"),
+        ("alertengine.oncall.cli", "oncall"),
+        ("alertengine.oncall.silence_cli", "silence"),
         ("alertengine.simulate.cli", None),
         ("alertengine.demo", None),
     ):
