@@ -40,6 +40,7 @@ from alertengine.ledger import LedgerError, LedgerStore
 from alertengine.log_redaction import install_url_redaction
 from alertengine.notify.telegram import TelegramChannel
 from alertengine.notify.telegram_webhook import telegram_webhook_routes
+from alertengine.oncall.api import OnCallAPI
 from alertengine.oncall.hooks import OnCallHooks
 from alertengine.oncall.registry import OnCallRegistry, engine_record
 from alertengine.orchestrator.api import OrchestratorAPI
@@ -251,6 +252,8 @@ async def build_runtime(
     notifier.oncall, orch.pipeline.held = hooks, hooks.held
     rt.extra_routes.extend(commits_routes(commits, _github_secret_for(config)))
     rt.extra_routes.extend(dashboard_routes(rt))
+    oncall_api = OrchestratorAPI(orch, registry, settings.admin_key or None)
+    rt.extra_routes.extend(OnCallAPI(oncall_api, rt.oncall).routes())
     telegram = channels.get("telegram")
     if isinstance(telegram, TelegramChannel) and settings.telegram_webhook_secret:
 
