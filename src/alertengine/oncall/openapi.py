@@ -89,9 +89,60 @@ def _path(name: str, doc: str) -> Schema:
     }
 
 
+def _page(summary: str, responses: dict[str, Schema], **extra: Any) -> Schema:
+    """A dashboard page: the session cookie's security is filled in by openapi.py."""
+    return {"summary": summary, "responses": responses, **extra}
+
+
+HTML_PAGE: dict[str, Schema] = {
+    "200": {"description": "The page.", "content": {"text/html": {"schema": {"type": "string"}}}},
+    "303": {"description": "Not signed in: redirect to /dashboard/signin."},
+}
+FORM_POST: dict[str, Schema] = {
+    "303": {"description": "Done: back to the silences page."},
+    **_errors(403, 413, 415),
+}
+SILENCE_FORM: Schema = {
+    "type": "object",
+    "properties": {
+        "csrf": {"type": "string"},
+        "matchers": {"type": "string", "description": "One matcher per line."},
+        "hours": {"type": "number"},
+        "created_by": {"type": "string"},
+        "comment": {"type": "string"},
+    },
+    "required": ["csrf", "matchers", "hours", "created_by", "comment"],
+}
+FORM = "application/x-www-form-urlencoded"
+
+
 def oncall_operations() -> dict[str, dict[str, Schema]]:
     errors = _errors(400, 401, 403, 503)
     return {
+        "/dashboard/oncall": {"get": _page("Who is on call, and the next 14 days", HTML_PAGE)},
+        "/dashboard/silences": {
+            "get": _page("Silences and the form to create one", HTML_PAGE),
+            "post": _page(
+                "Create a silence (form with the page's CSRF token; ledgered)",
+                {**FORM_POST, "400": {"description": "Bad input: the page says why."}},
+                requestBody={"required": True, "content": {FORM: {"schema": SILENCE_FORM}}},
+            ),
+        },
+        "/dashboard/silences/{silence_id}/expire": {
+            "post": _page(
+                "Expire a silence now (form with the page's CSRF token; ledgered)",
+                {**FORM_POST, **_errors(404)},
+                parameters=[_path("silence_id", "Silence id.")],
+                requestBody={
+                    "required": True,
+                    "content": {
+                        FORM: {
+                            "schema": {"type": "object", "properties": {"csrf": {"type": "string"}}}
+                        }
+                    },
+                },
+            )
+        },
         "/oncall": {
             "get": _op(
                 "Who is on call (at ?at=, default now) and the next 14 days of shifts",
