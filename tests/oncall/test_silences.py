@@ -78,9 +78,12 @@ def test_active_only_inside_its_window_and_all_matchers_must_match() -> None:
     assert silencing([sil("service=payments"), s], LABELS, 150.0) is s
 
 
-def test_expiring_ends_it_now() -> None:
+def test_expiring_ends_it_now_even_in_the_instant_it_started() -> None:
     s = sil("service=checkout").expired_at(150.0)
     assert s.state(150.0) == "expired" and s.state(149.0) == "active"
+    assert sil("service=checkout").expired_at(100.0).state(100.0) == "expired"
+    pending = sil("service=checkout").expired_at(50.0)
+    assert pending.state(50.0) == "expired" and not pending.active(120.0)
 
 
 def test_labels_of_an_incident_cannot_override_tenant_and_service() -> None:

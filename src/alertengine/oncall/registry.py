@@ -174,6 +174,8 @@ class OnCallRegistry:
         start = now if starts_at is None else starts_at
         if ends_at <= now:
             raise SilenceError("ends_at is in the past: that silence would silence nothing")
+        if ends_at <= start:
+            raise SilenceError("ends_at must be after starts_at")
         s = Silence(
             id="sil-" + secrets.token_hex(8),
             tenant_id=tenant_id,

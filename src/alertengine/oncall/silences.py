@@ -119,7 +119,7 @@ class Silence:
             raise SilenceError("created_by: name who creates the silence")
         if not self.comment.strip() or len(self.comment) > MAX_COMMENT:
             raise SilenceError(f"comment: say why (1-{MAX_COMMENT} characters)")
-        if not self.ends_at > self.starts_at:
+        if self.ends_at < self.starts_at:
             raise SilenceError("ends_at must be after starts_at")
         if self.ends_at - self.starts_at > MAX_DURATION_S:
             raise SilenceError("a silence may last at most 366 days")
@@ -140,10 +140,11 @@ class Silence:
         return self.active(at) and self.matches(labels)
 
     def expired_at(self, at: float) -> Silence:
-        """This silence ended at ``at`` (kept for the record; no-op once it has ended)."""
+        """This silence ended at ``at`` (kept for the record; no-op once it has ended). A
+        pending one ends before it starts, as Alertmanager does (start = end = ``at``)."""
         if at >= self.ends_at:
             return self
-        return replace(self, ends_at=max(at, self.starts_at + 1e-6))
+        return replace(self, starts_at=min(self.starts_at, at), ends_at=at)
 
     def to_dict(self, at: float | None = None) -> dict[str, Any]:
         d: dict[str, Any] = {
