@@ -193,3 +193,36 @@ def test_round_trip_through_plain_data() -> None:
 def test_bad_schedules_say_why(patch: dict[str, object], words: str) -> None:
     with pytest.raises(ScheduleError, match=words):
         sched(**patch)
+
+
+def _walked(layer: Layer, at: datetime) -> str | None:
+    """The reference: walk every hand-off from the start with rrule (no skipping)."""
+    from dateutil.rrule import DAILY, WEEKLY, rrule
+
+    from alertengine.oncall.schedule import _instant
+
+    if at < layer.starts_at():
+        return None
+    freq = DAILY if layer.every == "daily" else WEEKLY
+    wall = at.astimezone(layer.tz).replace(tzinfo=None) + timedelta(days=1)
+    rule = rrule(freq, dtstart=layer.start, interval=layer.interval)
+    turns = [w for w in rule.between(layer.start, wall, inc=True) if _instant(w, layer.tz) <= at]
+    return layer.people[(len(turns) - 1) % len(layer.people)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    tz=st.sampled_from(ZONES),
+    every=st.sampled_from(["daily", "weekly"]),
+    interval=st.integers(1, 3),
+    n=st.integers(1, 4),
+    hour=st.integers(0, 23),
+    offset_s=st.integers(-86400, 3 * 366 * 86400),
+)
+def test_skipping_ahead_gives_what_walking_every_handoff_gives(
+    tz: str, every: str, interval: int, n: int, hour: int, offset_s: int
+) -> None:
+    layer = Layer("l", tuple(f"p{i}" for i in range(n)), every, datetime(2026, 1, 5, hour, 30),  # type: ignore[arg-type]
+                  tz, interval)  # fmt: skip
+    at = layer.starts_at() + timedelta(seconds=offset_s)
+    assert layer.on_call(at) == _walked(layer, at)

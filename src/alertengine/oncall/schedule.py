@@ -106,8 +106,20 @@ class Layer:
     def tz(self) -> ZoneInfo:
         return zone(self.timezone)
 
-    def _rule(self) -> rrule:
-        return rrule(_FREQ[self.every], dtstart=self.start, interval=self.interval)
+    @property
+    def period_days(self) -> int:
+        return self.interval * (7 if self.every == "weekly" else 1)
+
+    def _rule(self, near: datetime | None = None) -> tuple[int, datetime, rrule]:
+        """(turns skipped, first hand-off, the rule from it), starting a few periods before
+        the wall time ``near``: rrule walks from its start, so a years-old rotation would
+        cost thousands of steps per question. Hand-offs are whole periods of days apart in
+        wall time, so the skipped turns are counted by a division, not walked."""
+        skipped = 0
+        if near is not None and near > self.start:
+            skipped = max(0, (near - self.start).days // self.period_days - 2)
+        first = self.start + timedelta(days=skipped * self.period_days)
+        return skipped, first, rrule(_FREQ[self.every], dtstart=first, interval=self.interval)
 
     def starts_at(self) -> datetime:
         return _instant(self.start, self.tz)
@@ -119,7 +131,8 @@ class Layer:
         # at most the zone's offset change.
         lo = since.astimezone(tz).replace(tzinfo=None) - timedelta(days=1)
         hi = until.astimezone(tz).replace(tzinfo=None) + timedelta(days=1)
-        out = [_instant(w, tz) for w in self._rule().between(lo, hi, inc=True)]
+        _, _, rule = self._rule(lo)
+        out = [_instant(w, tz) for w in rule.between(lo, hi, inc=True)]
         return [h for h in out if since <= h < until]
 
     def on_call(self, at: datetime) -> str | None:
@@ -128,12 +141,12 @@ class Layer:
         if at < self.starts_at():
             return None
         wall = at.astimezone(tz).replace(tzinfo=None)
-        rule = self._rule()
+        skipped, first, rule = self._rule(wall)
         # The last hand-off at or before ``at``: search a little past the wall time, then
         # compare instants (wall times repeat in the autumn hour).
-        candidates = rule.between(self.start, wall + timedelta(days=1), inc=True)
-        turns = [w for w in candidates if _instant(w, tz) <= at]
-        return self.people[(len(turns) - 1) % len(self.people)]
+        candidates = rule.between(first, wall + timedelta(days=1), inc=True)
+        turns = skipped + len([w for w in candidates if _instant(w, tz) <= at])
+        return self.people[(turns - 1) % len(self.people)]
 
 
 @dataclass(frozen=True, slots=True)
