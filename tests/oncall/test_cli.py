@@ -59,6 +59,14 @@ def ledger(url: str) -> list[tuple[str, str, str]]:
 def test_schedule_set_who_remove(env: str, tmp_path: Path) -> None:
     f = tmp_path / "s.toml"
     f.write_text(SCHEDULE)
+    # Only the tenant's approvers can be on call (else they would never be asked).
+    code, out = run("oncall", "set", "--tenant", "acme", str(f), "--by", "dana")
+    assert code == 2 and "no such tenant" in out
+    assert run("tenant", "add", "acme")[0] == 0
+    assert run("tenant", "approvers", "acme", "web", "alice", "bob")[0] == 0
+    code, out = run("oncall", "set", "--tenant", "acme", str(f), "--by", "dana")
+    assert code == 2 and "['carol'] not among the tenant's approvers" in " ".join(out.split())
+    assert run("tenant", "approvers", "acme", "telegram", "carol")[0] == 0
     assert run("oncall", "set", "--tenant", "acme", str(f), "--by", "dana") == (
         0,
         "schedule saved\n",
@@ -79,9 +87,19 @@ def test_schedule_set_who_remove(env: str, tmp_path: Path) -> None:
     assert who("2026-10-31T12:59Z") == ["bob"] and who("2026-10-31T13:00Z") == ["alice"]
     # ... 14:00 UTC in EST.
     assert who("2026-11-08T13:59Z") == ["bob"] and who("2026-11-08T14:00Z") == ["alice"]
+    # "Alice covers Bob Monday 09:00-12:00" from the CLI, in the schedule's zone.
+    code, out = run("oncall", "override", "--tenant", "acme", "primary", "--who", "alice",
+                    "--covers", "bob", "--start", "2026-11-09T09:00", "--end",
+                    "2026-11-09T12:00", "--by", "dana")  # fmt: skip
+    assert code == 0, out
+    assert who("2026-11-09T10:00-05:00") == ["alice"] and who("2026-11-09T12:00-05:00") == ["bob"]
+    code, out = run("oncall", "override", "--tenant", "acme", "primary", "--who", "zed",
+                    "--start", "2026-11-09T09:00", "--end", "2026-11-09T12:00")  # fmt: skip
+    assert code == 2 and "zed" in out
     assert run("oncall", "remove", "--tenant", "acme", "primary", "--by", "dana")[0] == 0
     assert run("oncall", "remove", "--tenant", "acme", "primary", "--by", "dana")[0] == 1
     assert ledger(env) == [
+        ("schedule", "set", "operator:dana"),
         ("schedule", "set", "operator:dana"),
         ("schedule", "removed", "operator:dana"),
     ]

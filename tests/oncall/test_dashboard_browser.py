@@ -108,3 +108,31 @@ def test_silence_form_creates_and_expires_a_silence_ledgered(page, served: Serve
     assert resp.value.status == 400
     assert "regular expression" in page.locator("#silence-error").inner_text()
     assert page.errors == [] or all("400" in e for e in page.errors)
+
+
+def test_override_form_puts_the_cover_on_call_ledgered(page, served: Served) -> None:
+    page.click("text=On call")
+    page.wait_for_url("**/dashboard/oncall")
+    assert page.locator("#on-call-order").inner_text() == "alice, carol"
+    page.select_option("#schedule", "primary")
+    page.fill("#who", "bob")
+    page.fill("#covers", "alice")
+    page.fill("#start", "2026-12-05T09:00")  # Berlin wall time: now is 13:00 there
+    page.fill("#end", "2026-12-05T21:00")
+    page.click("#override-form button[type=submit]")
+    page.wait_for_url("**/dashboard/oncall")
+    assert page.locator("#on-call-order").inner_text() == "bob, carol"
+    entries = served.loop.call(served.rt.ledger.read(LedgerQuery(tenant_id="acme")))
+    changes = [e for e in entries if e.kind == "schedule"]
+    assert changes[-1].actor == "tenant:acme"
+    assert changes[-1].data["schedule"]["overrides"][-1]["who"] == "bob"
+    # Someone who is not a person id: refused with the reason, nothing ledgered.
+    page.fill("#who", "Mallory Smith")
+    page.fill("#start", "2026-12-06T09:00")
+    page.fill("#end", "2026-12-06T21:00")
+    with page.expect_response(lambda r: r.request.method == "POST") as resp:
+        page.click("#override-form button[type=submit]")
+    assert resp.value.status == 400
+    assert "invalid person id" in page.locator("#override-error").inner_text()
+    after = served.loop.call(served.rt.ledger.read(LedgerQuery(tenant_id="acme")))
+    assert len([e for e in after if e.kind == "schedule"]) == len(changes)

@@ -52,7 +52,7 @@ async def test_order_is_taken_when_the_incident_was_validated() -> None:
     async def record(*_: Any) -> None:
         return None
 
-    reg = OnCallRegistry(MemoryStateStore(clock), record, clock)
+    reg = OnCallRegistry(MemoryStateStore(clock), record, clock, check_people=False)
     await reg.set_schedule("acme", schedule_from_dict({
         "name": "p", "timezone": "UTC",
         "layers": [{"people": ["bob", "carol"], "every": "daily", "start": "2027-01-03T09:00"}],

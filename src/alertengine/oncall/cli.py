@@ -189,6 +189,29 @@ def show(tenant: TenantOpt, store_url: StoreUrlOpt = None) -> None:
 
 
 @app.command()
+def override(
+    tenant: TenantOpt,
+    schedule: Annotated[str, typer.Argument(help="The schedule's name.")],
+    who: Annotated[str, typer.Option("--who", help="Who is on call instead.")],
+    start: Annotated[
+        str, typer.Option("--start", help="ISO 8601; no offset: the schedule's zone.")
+    ],
+    end: Annotated[str, typer.Option("--end", help="ISO 8601; no offset: the schedule's zone.")],
+    covers: Annotated[
+        str, typer.Option("--covers", help="Whom they cover (default: the layer).")
+    ] = "",
+    layer: Annotated[str, typer.Option("--layer", help="Which layer (default: the first).")] = "",
+    store_url: StoreUrlOpt = None,
+    by: ByOpt = "",
+) -> None:
+    """ "Bob covers Alice Saturday 09:00-21:00": add an override (ledgered)."""
+    actor = _actor(by)
+    o = {"who": who, "covers": covers, "layer": layer, "start": start, "end": end}
+    _run(store_url, lambda r: r.add_override(tenant, schedule, o, actor=actor), write=True)
+    typer.echo(f"override added to {schedule}")
+
+
+@app.command()
 def remove(tenant: TenantOpt, name: str, store_url: StoreUrlOpt = None, by: ByOpt = "") -> None:
     """Remove a schedule (ledgered)."""
     actor = _actor(by)

@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from alertengine.oncall.api import VIEW_DAYS
 from alertengine.oncall.registry import OnCallRegistry
-from alertengine.oncall.schedule import Shift
+from alertengine.oncall.schedule import ScheduleError, Shift
 from alertengine.oncall.silences import SilenceError, parse_matcher
 
 if TYPE_CHECKING:
@@ -86,7 +86,9 @@ class OnCallPages:
             raise HTTPException(403, "the form's CSRF token is missing or wrong; reload the page")
         return {k: str(v) for k, v in form.items()}
 
-    async def oncall(self, request: Request, s: Session) -> Response:
+    async def oncall(
+        self, request: Request, s: Session, *, error: str = "", status: int = 200
+    ) -> Response:
         now = datetime.fromtimestamp(self.dash.rt.clock.now(), timezone.utc)
         start = now.replace(hour=0, minute=0, second=0, microsecond=0)
         until = start + timedelta(days=VIEW_DAYS)
@@ -100,6 +102,10 @@ class OnCallPages:
         return self.dash.page(
             request,
             "oncall.html",
+            status,
+            error=error,
+            csrf=self.csrf_token(request),
+            schedules=schedules,
             now=now,
             on_call=await self.registry.who(s.tenant_id, now),
             rows=rows,
@@ -147,6 +153,21 @@ class OnCallPages:
             return await self.silences(request, s, error=str(exc), status=400)
         return RedirectResponse(f"{request.url.path}", status_code=303)
 
+    async def add_override(self, request: Request, s: Session) -> Response:
+        """ "Bob covers Alice Saturday 09:00-21:00" from the on-call page (ledgered)."""
+        form = await self._form(request)
+        fields = ("who", "covers", "start", "end")
+        override = {k: form.get(k, "").strip() for k in fields}
+        try:
+            await self.registry.add_override(
+                s.tenant_id, form.get("schedule", ""), override, actor=s.actor
+            )
+        except KeyError:
+            return await self.oncall(request, s, error="no such schedule", status=400)
+        except ScheduleError as exc:
+            return await self.oncall(request, s, error=str(exc), status=400)
+        return RedirectResponse(request.url.path.rsplit("/", 1)[0], status_code=303)
+
     async def expire(self, request: Request, s: Session) -> Response:
         await self._form(request)
         sid = request.path_params["silence_id"]
@@ -160,6 +181,7 @@ class OnCallPages:
         g = self.dash.guarded
         return [
             Route(f"{base}/oncall", g(self.oncall), methods=["GET"]),
+            Route(f"{base}/oncall/overrides", g(self.add_override), methods=["POST"]),
             Route(f"{base}/silences", g(self.silences), methods=["GET"]),
             Route(f"{base}/silences", g(self.add), methods=["POST"]),
             Route(f"{base}/silences/{{silence_id}}/expire", g(self.expire), methods=["POST"]),

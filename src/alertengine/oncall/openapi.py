@@ -114,12 +114,30 @@ SILENCE_FORM: Schema = {
     "required": ["csrf", "matchers", "hours", "created_by", "comment"],
 }
 FORM = "application/x-www-form-urlencoded"
+OVERRIDE_FORM: Schema = {
+    "type": "object",
+    "properties": {
+        k: {"type": "string"} for k in ("csrf", "schedule", "who", "covers", "start", "end")
+    },
+    "required": ["csrf", "schedule", "who", "start", "end"],
+}
 
 
 def oncall_operations() -> dict[str, dict[str, Schema]]:
     errors = _errors(400, 401, 403, 503)
     return {
         "/dashboard/oncall": {"get": _page("Who is on call, and the next 14 days", HTML_PAGE)},
+        "/dashboard/oncall/overrides": {
+            "post": _page(
+                "Add an override to a schedule (form with the page's CSRF token; ledgered)",
+                {
+                    "303": {"description": "Done: back to the on-call page."},
+                    "400": {"description": "Bad input: the page says why."},
+                    **_errors(403, 413, 415),
+                },
+                requestBody={"required": True, "content": {FORM: {"schema": OVERRIDE_FORM}}},
+            )
+        },
         "/dashboard/silences": {
             "get": _page("Silences and the form to create one", HTML_PAGE),
             "post": _page(

@@ -32,6 +32,7 @@ from alertengine.oncall.silences import (
     silencing,
 )
 from alertengine.stores.base import StateStore
+from alertengine.tenants import TenantRegistry
 
 #: Ledgers one change: (tenant_id, kind, actor, decision, reason, data).
 Record = Callable[[str, str, str, str, str, Mapping[str, Any]], Awaitable[None]]
@@ -61,10 +62,33 @@ def engine_record(engine: Any) -> Record:
 
 
 class OnCallRegistry:
-    def __init__(self, store: StateStore, record: Record, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        record: Record,
+        clock: Clock | None = None,
+        *,
+        check_people: bool = True,
+    ) -> None:
         self.store = store
         self.record = record
         self.clock: Clock = clock or SystemClock()
+        #: Refuse a schedule naming someone who is not one of the tenant's approvers: they
+        #: could be "on call" and yet never be asked (they have no channel on the route).
+        self.check_people = check_people
+
+    async def _check_people(self, tenant_id: str, schedule: Schedule) -> None:
+        if not self.check_people:
+            return
+        tenant = await TenantRegistry(self.store).get(tenant_id)
+        if tenant is None:
+            raise ScheduleError(f"no such tenant {tenant_id!r}")
+        known = {i for ids in tenant.approvers.values() for i in ids}
+        if unknown := [p for p in schedule.people() if p not in known]:
+            raise ScheduleError(
+                f"schedule {schedule.name!r}: {unknown} not among the tenant's approvers "
+                "(an on-call person must be reachable and able to approve)"
+            )
 
     # -- schedules --------------------------------------------------------------------------
 
@@ -86,6 +110,7 @@ class OnCallRegistry:
         self, tenant_id: str, schedule: Schedule, *, actor: str, source: str = "api"
     ) -> bool:
         """Store ``schedule`` (replacing one of the same name); False when nothing changed."""
+        await self._check_people(tenant_id, schedule)
         data = schedule_to_dict(schedule)
         old = await self.store.get(schedules_collection(tenant_id), schedule.name)
         if old is not None and old.get("schedule") == data:
@@ -105,6 +130,20 @@ class OnCallRegistry:
             {"name": schedule.name, "schedule": data, "previous": (old or {}).get("schedule")},
         )
         return True
+
+    async def add_override(
+        self, tenant_id: str, name: str, override: Mapping[str, Any], *, actor: str
+    ) -> Schedule:
+        """Add an override (``{who, covers, start, end, layer}``, times as in a schedule)
+        to schedule ``name``; ledgered as a schedule change."""
+        doc = await self.store.get(schedules_collection(tenant_id), name)
+        if doc is None:
+            raise KeyError(name)
+        data = dict(doc["schedule"])
+        data["overrides"] = [*data.get("overrides", []), dict(override)]
+        schedule = schedule_from_dict(data)
+        await self.set_schedule(tenant_id, schedule, actor=actor, source=str(doc.get("source")))
+        return schedule
 
     async def remove_schedule(self, tenant_id: str, name: str, *, actor: str) -> bool:
         old = await self.store.get(schedules_collection(tenant_id), name)
