@@ -226,3 +226,32 @@ def test_skipping_ahead_gives_what_walking_every_handoff_gives(
                   tz, interval)  # fmt: skip
     at = layer.starts_at() + timedelta(seconds=offset_s)
     assert layer.on_call(at) == _walked(layer, at)
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
+    | st.sampled_from(["2027-01-01T09:00", "0001-01-01T00:00", "9999-12-31T23:59+14:00",
+                       "Europe/Berlin", "daily", "weekly", "alice"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["name", "timezone", "layers", "overrides", "people", "every", "start",
+                         "end", "who", "covers", "layer", "interval"]), inner, max_size=6),
+    max_leaves=25,
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSONISH)
+def test_any_json_is_a_schedule_or_a_schedule_error(data: object) -> None:
+    try:
+        s = schedule_from_dict(data)  # type: ignore[arg-type]
+    except ScheduleError:
+        return
+    at = datetime(2027, 6, 1, tzinfo=UTC)
+    s.on_call(at)
+    s.shifts(at, at + timedelta(days=14))
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00", "9999-12-31T23:59"])
+def test_far_dates_are_refused_not_overflowed(when: str) -> None:
+    with pytest.raises(ScheduleError, match="between 1970 and 2200"):
+        sched(start=when)

@@ -293,14 +293,17 @@ def order(
 
 
 def _datetime(value: Any, what: str) -> datetime:
-    if isinstance(value, datetime):
-        return value
+    parsed: datetime | None = value if isinstance(value, datetime) else None
     if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value)
+            parsed = datetime.fromisoformat(value)
         except ValueError:
             pass
-    raise ScheduleError(f"{what}: expected an ISO 8601 date-time, got {value!r}")
+    if parsed is None:
+        raise ScheduleError(f"{what}: expected an ISO 8601 date-time, got {value!r}")
+    if not 1970 <= parsed.year <= 2200:  # far outside, zone arithmetic would overflow
+        raise ScheduleError(f"{what}: a year between 1970 and 2200, got {parsed.year}")
+    return parsed
 
 
 def _field(data: Mapping[str, Any], key: str, kind: type, default: Any = None) -> Any:
