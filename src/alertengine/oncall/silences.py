@@ -2,7 +2,10 @@
 
 A silence belongs to one tenant and has matchers (``name``, operator, value) with
 Alertmanager's operators: ``=`` and ``!=`` compare strings, ``=~`` and ``!~`` match a regular
-expression against the whole value (anchored, as Alertmanager does). A label the incident
+expression against the whole value (anchored, as Alertmanager does). Expressions are RE2
+(``google-re2``), the dialect Alertmanager's Go ``regexp`` speaks, and match in linear time:
+a tenant's pattern cannot stall the orchestrator's loop (Python's backtracking ``re`` could
+take exponential time on ``(a+)+$``). A label the incident
 lacks has the value ``""``. The labels of an incident are ``tenant``, ``service`` and the
 labels of the Alertmanager alerts it tracks. A silence silences while
 ``starts_at <= now < ends_at``; expiring it sets ``ends_at`` to now (as Alertmanager does).
@@ -16,7 +19,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any, Literal
+
+import re2  # type: ignore[import-untyped]
 
 Op = Literal["=", "!=", "=~", "!~"]
 OPS: tuple[Op, ...] = ("=~", "!~", "!=", "=")  # longest first, for parsing
@@ -31,6 +37,18 @@ MAX_DURATION_S = 366 * 86400.0
 
 class SilenceError(ValueError):
     """A silence or matcher is invalid; the message says which field and why."""
+
+
+@lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> Any:
+    """The RE2 program of ``pattern`` (cached: silences are re-read every tick)."""
+    options = re2.Options()
+    options.log_errors = False  # a bad pattern is the caller's 400, not a log line
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise SilenceError(f"bad regular expression {pattern!r}: {detail}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +66,9 @@ class Matcher:
             raise SilenceError(f"matcher {self.name}: value longer than {MAX_VALUE}")
         if self.op in ("=~", "!~"):
             try:
-                re.compile(self.value)
-            except re.error as exc:
-                raise SilenceError(f"matcher {self.name}: bad regular expression: {exc}") from None
+                _compiled(self.value)
+            except SilenceError as exc:
+                raise SilenceError(f"matcher {self.name}: {exc}") from None
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         v = labels.get(self.name, "")
@@ -58,7 +76,7 @@ class Matcher:
             return v == self.value
         if self.op == "!=":
             return v != self.value
-        hit = re.fullmatch(self.value, v) is not None
+        hit = _compiled(self.value).fullmatch(v) is not None
         return hit if self.op == "=~" else not hit
 
     def __str__(self) -> str:
