@@ -33,6 +33,7 @@ from alertengine.notify.slack import SlackWebhookChannel
 from alertengine.notify.telegram import TelegramChannel
 from alertengine.notify.twilio import TwilioWhatsAppChannel
 from alertengine.notify.webhook import SignedWebhookChannel
+from alertengine.oncall.hooks import OnCallHooks
 from alertengine.orchestrator.baseline import Baseline, deviation
 from alertengine.orchestrator.config import Config
 from alertengine.orchestrator.pipeline import Target
@@ -205,7 +206,7 @@ class Notifier:
         self.unreached: dict[tuple[str, str], dict[str, Any]] = {}
 
     #: On-call schedules and silences (alertengine.oncall.hooks), set by the runtime.
-    oncall: Any = None
+    oncall: OnCallHooks | None = None
 
     async def levels(self, state: IncidentState) -> list[list[Recipient]]:
         """One level per person; whoever is on call first, then the rest of the chain."""
