@@ -30,6 +30,8 @@ def _register() -> None:
         ("alertengine.tenants_cli", "tenant"),
         ("alertengine.people.cli", "person"),
         ("alertengine.execute.cli", "dlq"),
+        ("alertengine.oncall.cli", "oncall"),
+        ("alertengine.oncall.silence_cli", "silence"),
         ("alertengine.simulate.cli", None),
         ("alertengine.passkeys.cli", "person"),
         ("alertengine.demo", None),

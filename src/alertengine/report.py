@@ -86,6 +86,23 @@ class Execution:
     final: bool  # a stage change (EXECUTED / WEBHOOK_FAILED), not an attempt
 
 
+@dataclass(frozen=True, slots=True)
+class OnCallEvent:
+    """A schedule or silence change, or a silence holding (or releasing) an incident."""
+
+    at: float
+    seq: int
+    kind: str  # schedule | silence | silenced
+    decision: str
+    actor: str
+    incident_id: str | None
+    reason: str
+
+
+#: Ledger kinds of the on-call section (docs/oncall.md).
+ONCALL_KINDS = ("schedule", "silence", "silenced")
+
+
 @dataclass(frozen=True)
 class Report:
     tenant_id: str
@@ -105,6 +122,7 @@ class Report:
     #: The tenant's current tree head as a signed C2SP checkpoint, and the key to verify it.
     checkpoint: str = ""
     public_key: str = ""
+    oncall: list[OnCallEvent] = field(default_factory=list)
 
     @property
     def verified(self) -> bool:
@@ -169,6 +187,11 @@ async def build_report(
         reconciliation=reconciliation,
         checkpoint=checkpoint,
         public_key=public_key,
+        oncall=[
+            OnCallEvent(e.timestamp, e.seq, e.kind, e.decision, e.actor, e.incident_id, e.reason)
+            for e in in_period
+            if e.kind in ONCALL_KINDS
+        ],
     )
 
 
@@ -380,6 +403,15 @@ generated {{ r.generated_at | utc }} UTC · {{ r.entries_in_period }} ledger ent
 {% if r.checkpoint %}<pre id="checkpoint">{{ r.checkpoint }}</pre>
 <dl><dt>Public key</dt><dd><code id="public-key">{{ r.public_key }}</code></dd></dl>
 {% endif %}<p id="how-to-verify">{{ verify_instructions(r) }}</p>
+<h2>Schedules and silences ({{ r.oncall | length }})</h2>
+{% if r.oncall %}<table id="oncall">
+<thead><tr><th>Time (UTC)</th><th>What</th><th>Actor</th><th>Incident</th><th>Detail</th>
+<th>Seq</th></tr></thead><tbody>
+{% for x in r.oncall %}<tr><td>{{ x.at | utc }}</td><td>{{ x.kind }}: {{ x.decision }}</td>
+<td>{{ x.actor }}</td><td>{% if x.incident_id %}<code>{{ x.incident_id }}</code>{% endif %}</td>
+<td>{{ x.reason }}</td><td>{{ x.seq }}</td></tr>
+{% endfor %}</tbody></table>{% else %}<p class="muted">No schedule or silence changes, and no
+incident held by a silence.</p>{% endif %}
 
 <p class="muted">Produced from the tenant's append-only, hash-chained ledger. Re-verify with
 <code>alertengine ledger verify</code>; entries are numbered per tenant from 1.</p>

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from alertengine.oncall.schedule import Schedule, ScheduleError, schedule_from_dict
 from alertengine.people import (
     Channel,
     LegacyApprover,
@@ -167,6 +168,19 @@ class TenantConfig(_Model):
     #: Two-lens council for this tenant. Unset: as the orchestrator's ``diagnoser`` says
     #: (``council`` for every tenant); ``true`` needs an Anthropic key; ``false`` opts out.
     council: bool | None = None
+    #: ``[[tenants.schedules]]``: on-call rotations naming people by id (docs/oncall.md).
+    schedules: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("schedules")
+    @classmethod
+    def _schedules(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        names = [on_call_schedule(d).name for d in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate schedule names {sorted(names)}")
+        return v
+
+    def on_call(self) -> list[Schedule]:
+        return [on_call_schedule(d) for d in self.schedules]
 
     def persons(self) -> list[Person]:
         """Every approver as a person, in escalation order: ``people``, then the people
@@ -190,6 +204,13 @@ class TenantConfig(_Model):
                 "one person (else one human could count as two approvers)"
             )
         return self
+
+
+def on_call_schedule(data: Mapping[str, Any]) -> Schedule:
+    try:
+        return schedule_from_dict(data)
+    except ScheduleError as exc:
+        raise ValueError(f"schedule {data.get('name', '?')!r}: {exc}") from None
 
 
 class TargetConfig(_Model):
@@ -301,6 +322,14 @@ def _check_references(cfg: Config, source: str) -> None:
             raise ConfigError(
                 f"{source}: tenants.{t.id}.approvers: more channels than max_channels"
             )
+        known = {a.identity or a.address for a in t.approvers}
+        known |= {p.id for p in t.persons()}  # the tenant's people, declared or derived
+        for sched in t.on_call():
+            if unknown := [p for p in sched.people() if p not in known]:
+                raise ConfigError(
+                    f"{source}: tenants.{t.id}.schedules.{sched.name}: {unknown} not among the "
+                    "tenant's approvers (an on-call person must be reachable and able to approve)"
+                )
         try:
             policy = cfg.policy_for(t.id)
         except PolicyError as exc:

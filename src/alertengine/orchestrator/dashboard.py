@@ -38,6 +38,7 @@ from starlette.templating import Jinja2Templates
 
 from alertengine.incidents import IncidentState, Stage
 from alertengine.ledger import LedgerQuery
+from alertengine.oncall.dashboard import oncall_pages
 from alertengine.orchestrator.charts import Marker, Point, health_chart
 from alertengine.policy import (
     HealthSnapshot,
@@ -574,6 +575,7 @@ class Dashboard:
             Route(f"{BASE}/ledger", self.guarded(self.ledger), methods=["GET"]),
             Route(f"{BASE}/simulator", self.guarded(self.simulator), methods=["GET"]),
             Route(f"{BASE}/api/simulate", self.api_simulate, methods=["GET"]),
+            *oncall_pages(self, BASE),
             Mount(
                 f"{BASE}/static",
                 app=StaticFiles(directory=str(STATIC_DIR)),

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from alertengine.oncall.openapi import oncall_operations
 from alertengine.orchestrator.http import BODY_LIMITS, DEFAULT_BODY_LIMIT
 
 JSON = "application/json"
@@ -553,6 +554,7 @@ def _operations() -> dict[str, dict[str, Schema]]:
                 parameters=SIM_PARAMS,
             )
         },
+        **oncall_operations(),
     }
 
 

@@ -140,6 +140,8 @@ class Pipeline:
         self.on_validated = on_validated
         self.monthly_quota_left = monthly_quota_left
         self.streaks: dict[tuple[str, str], Streaks] = {}
+        #: A silence holds an incident (alertengine.oncall): detected, ledgered, not proposed.
+        self.held: Callable[[IncidentState], Awaitable[bool]] | None = None
 
     def streaks_for(self, target: Target) -> Streaks:
         return self.streaks.setdefault((target.tenant_id, target.service), Streaks())
@@ -230,6 +232,8 @@ class Pipeline:
             r = self._ended(policy, state, st)
             if r.yes:
                 return await self._move(state, Change(Stage.RECOVERED, "policy", r.reason))
+        if state.stage in (Stage.DETECTED, Stage.PROPOSED) and await self._is_held(state):
+            return state  # silenced: nothing is proposed or validated while it lasts
         if state.stage is Stage.DETECTED:
             state = await self._diagnose_and_propose(target, state, s, st) or state
         if state.stage is Stage.PROPOSED:
@@ -378,6 +382,15 @@ class Pipeline:
             # Someone else moved it first (another replica, an approval): re-read next time.
             log.info("transition refused: %s", exc.reason)
             return await self.engine.get(state.tenant_id, state.incident_id), False
+
+    async def _is_held(self, state: IncidentState) -> bool:
+        if self.held is None:
+            return False
+        try:
+            return await self.held(state)
+        except Exception:  # a failing silence check pages rather than hides
+            log.exception("silence check failed for %s", state.incident_id)
+            return False
 
     async def _hook(self, hook: IncidentHook, state: IncidentState) -> None:
         try:

@@ -41,6 +41,9 @@ from alertengine.ledger import LedgerError, LedgerStore
 from alertengine.log_redaction import install_url_redaction
 from alertengine.notify.telegram import TelegramChannel
 from alertengine.notify.telegram_webhook import telegram_webhook_routes
+from alertengine.oncall.api import OnCallAPI
+from alertengine.oncall.hooks import OnCallHooks
+from alertengine.oncall.registry import OnCallRegistry, engine_record
 from alertengine.orchestrator.api import OrchestratorAPI
 from alertengine.orchestrator.approval_routes import approval_routes
 from alertengine.orchestrator.config import Config, TargetConfig
@@ -101,6 +104,8 @@ class Runtime:
     notifier: Notifier
     commits: CommitLog
     extra_routes: list[BaseRoute] = field(default_factory=list)
+    #: Schedules and silences per tenant (alertengine.oncall), set by build_runtime.
+    oncall: OnCallRegistry | None = None
     #: Tenant API keys created at start-up for tenants the store did not know (shown once).
     new_keys: dict[str, str] = field(default_factory=dict)
     _exec_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -257,8 +262,13 @@ async def build_runtime(
         commits=commits,
     )
     holder["rt"] = rt
+    rt.oncall = OnCallRegistry(store, engine_record(orch.engine), clock)
+    hooks = OnCallHooks(rt.oncall, orch.engine, clock)
+    notifier.oncall, orch.pipeline.held = hooks, hooks.held
     rt.extra_routes.extend(commits_routes(commits, _github_secret_for(config)))
     rt.extra_routes.extend(dashboard_routes(rt))
+    oncall_api = OrchestratorAPI(orch, registry, settings.admin_key or None)
+    rt.extra_routes.extend(OnCallAPI(oncall_api, rt.oncall).routes())
     telegram = channels.get("telegram")
     if isinstance(telegram, TelegramChannel) and settings.telegram_webhook_secret:
 
@@ -318,6 +328,8 @@ async def sync_tenants(rt: Runtime) -> None:
         # The config's people (and those derived from flat approvers); changes are ledgered.
         if rt.notifier.people is not None:
             await rt.notifier.people.sync(t.id, t.persons(), actor="config")
+        if rt.oncall is not None:  # config differences are ledgered (actor "config")
+            await rt.oncall.sync_config(t.id, t.on_call())
 
 
 def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:

@@ -34,6 +34,7 @@ from alertengine.notify.slack import SlackWebhookChannel
 from alertengine.notify.telegram import TelegramChannel
 from alertengine.notify.twilio import TwilioWhatsAppChannel
 from alertengine.notify.webhook import SignedWebhookChannel
+from alertengine.oncall.hooks import OnCallHooks
 from alertengine.orchestrator.baseline import Baseline, deviation
 from alertengine.orchestrator.config import Config
 from alertengine.orchestrator.pipeline import Target
@@ -213,6 +214,9 @@ class Notifier:
         #: Incidents awaiting approval that nobody could be told about: (tenant, id) -> why.
         self.unreached: dict[tuple[str, str], dict[str, Any]] = {}
 
+    #: On-call schedules and silences (alertengine.oncall.hooks), set by the runtime.
+    oncall: OnCallHooks | None = None
+
     def why_unreachable(self, channel: str) -> str:
         """Empty when ``channel`` can send; else the reason, naming what to set."""
         if channel in self.channels:
@@ -267,13 +271,15 @@ class Notifier:
         t = self.config.tenant(tenant_id)
         return person_route(t.persons()) if t is not None else []
 
-    async def levels(self, tenant_id: str) -> list[list[Recipient]]:
-        """Escalation levels, one per person, from the registry when there is one."""
+    async def levels(self, state: IncidentState) -> list[list[Recipient]]:
+        """Escalation levels, one per person (from the registry when there is one): whoever
+        the tenant's schedules have on call first, then the rest of the chain."""
+        levels = escalation_levels(self.route(state.tenant_id))
         if self.people is not None:
-            people = await self.people.list(tenant_id)
+            people = await self.people.list(state.tenant_id)
             if people:
-                return escalation_levels(person_route(people))
-        return escalation_levels(self.route(tenant_id))
+                levels = escalation_levels(person_route(people))
+        return levels if self.oncall is None else await self.oncall.order_levels(state, levels)
 
     async def on_validated(self, state: IncidentState) -> None:
         await self.notify_level(state, 0)
@@ -281,7 +287,9 @@ class Notifier:
     async def notify_level(self, state: IncidentState, level: int) -> bool:
         """Notify the people from ``level`` on, until one delivery succeeds. Reaching nobody
         is loud at once: an error log, a ledger entry and a status field."""
-        levels = await self.levels(state.tenant_id)
+        if self.oncall is not None and await self.oncall.held(state):
+            return False  # silenced: ledgered by the hook, nobody is paged
+        levels = await self.levels(state)
         tried: list[str] = []
         for people in levels[level:]:
             for r in people:  # one person's channels, as fall-overs
@@ -402,6 +410,8 @@ class Notifier:
                 if s.stage is not Stage.VALIDATED:
                     continue
                 awaiting.add(s.incident_id)
+                if self.oncall is not None and await self.oncall.held(s):
+                    continue  # silenced: no escalation, nobody paged
                 if s.notified_at is None:
                     # Nobody could be told yet (every channel failed): try the route again.
                     validated_at = s.history[-1].at
@@ -425,7 +435,7 @@ class Notifier:
                 if due < 1:
                     continue
                 level = s.escalations + 1
-                levels = await self.levels(t.id)
+                levels = await self.levels(s)
                 if level >= len(levels):
                     continue  # everyone has been asked; expiry will decide
                 asked, nxt = levels[level - 1][0].identity, levels[level][0].identity

@@ -32,6 +32,7 @@ from alertengine.notify.render import Button, RenderedMessage
 from alertengine.orchestrator.config import Config, ConfigError, load_config
 from alertengine.passkeys.binding import person_of
 from alertengine.passkeys.service import EnrollmentLink, PasskeyError, Passkeys
+from alertengine.people import PersonRegistry
 from alertengine.policy import Policy, PolicyError, load_policy
 from alertengine.stores.factory import open_stores
 from alertengine.tenants import TenantRegistry
@@ -113,8 +114,10 @@ def _run(
 
 
 async def _check_person(ctx: _Context, tenant_id: str, person_id: str) -> None:
-    """The person must be one of the tenant's approvers (the one lookup to move to the
-    person registry: ``await PersonRegistry(store).get(tenant_id, person_id)``)."""
+    """The person must be in the tenant's person registry (or, for a config not yet synced
+    by ``serve``, one of its approvers)."""
+    if await PersonRegistry(ctx.passkeys.store).get(tenant_id, person_id) is not None:
+        return
     tenant = await ctx.tenants.get(tenant_id)
     configured = ctx.config.tenant(tenant_id) if ctx.config else None
     if tenant is None and configured is None:

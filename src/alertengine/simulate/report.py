@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from alertengine.ledger.chain import Entry
+from alertengine.simulate.asked import asked
 from alertengine.simulate.scenario import format_offset
 from alertengine.simulate.summary import TIMES, TOTALS, Summary
 
@@ -64,6 +65,19 @@ def timeline_table(entries: Sequence[Entry], start: float, *, title: str = "Time
             e.actor,
             e.reason[:110],
         )
+    return table
+
+
+def asked_table(entries: Sequence[Entry], start: float) -> Table:
+    """Who was asked when (deliveries, escalations, silences, approvals)."""
+    table = Table(title="Who was asked when", header_style="bold")
+    for col in ("t", "incident", "what", "who", "channel", "outcome"):
+        table.add_column(col, overflow="fold")
+    for r in asked(entries, start):
+        table.add_row(
+            format_offset(r["t"]), r["incident_id"][-6:], r["what"], r["who"], r["channel"],
+            str(r["outcome"])[:110],
+        )  # fmt: skip
     return table
 
 
@@ -141,4 +155,5 @@ def print_run(
         console.print(timeline_table(entries, start))
     if s.incidents:
         console.print(incidents_table(s))
+        console.print(asked_table(entries, start))
     console.print(summary_table(s, verified=verified))

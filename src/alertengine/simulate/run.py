@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alertengine.ledger.chain import VerifyResult, verify_chain
+from alertengine.simulate.asked import asked
 from alertengine.simulate.runner import SimResult, simulate
 from alertengine.simulate.scenario import Scenario
 from alertengine.simulate.summary import Summary, summarize
@@ -30,6 +31,7 @@ class Outcome:
             "dead_letters": len(r.dead_letters),
             "webhook_calls": r.webhook_calls,
             "approver_clicks": list(r.clicks),
+            "asked": asked(r.entries, r.start),
             "policy": r.policy.model_dump(mode="json"),
         }
 

@@ -21,6 +21,7 @@ same ledger, hash for hash.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 from collections.abc import Mapping
@@ -43,6 +44,9 @@ from alertengine.ledger.chain import Checkpoint, Entry
 from alertengine.ledger.memory import MemoryLedgerStore
 from alertengine.notify.channel import Channel, DeliveryResult
 from alertengine.notify.render import RenderedMessage
+from alertengine.oncall.hooks import OnCallHooks
+from alertengine.oncall.registry import OnCallRegistry, engine_record
+from alertengine.oncall.silences import parse_matcher
 from alertengine.orchestrator.config import ChannelConfig, Config, TenantConfig
 from alertengine.orchestrator.pipeline import Pipeline, Target
 from alertengine.orchestrator.wiring import (
@@ -54,7 +58,7 @@ from alertengine.orchestrator.wiring import (
 from alertengine.people import PersonRegistry
 from alertengine.policy import Policy
 from alertengine.simulate.clockwork import Scheduler
-from alertengine.simulate.scenario import Approver, Scenario, Service
+from alertengine.simulate.scenario import Approver, Scenario, Service, SimSilence
 from alertengine.simulate.traces import Health, health_at, health_body
 from alertengine.stores.memory import MemoryStateStore
 from alertengine.tenants import TenantRegistry
@@ -217,6 +221,33 @@ class Simulation:
             on_validated=self.notifier.on_validated,
         )
         self.targets = {s.name: Target(sc.tenant, s.name, s.action) for s in sc.services}
+        if sc.schedules or sc.silences:
+            await self._oncall()
+
+    async def _oncall(self) -> None:
+        """Schedules and silences, wired as the runtime wires them (alertengine.oncall)."""
+        sc = self.scenario
+        registry = OnCallRegistry(self.store, engine_record(self.engine), self.clock)
+        await registry.sync_config(sc.tenant, sc.on_call())
+        for s in sc.silences:
+            self.scheduler.at(
+                self.start + s.window.start,
+                functools.partial(self._silence, registry, s),
+                priority=_POLL,
+            )
+        hooks = OnCallHooks(registry, self.engine, self.clock)
+        self.notifier.oncall, self.pipeline.held = hooks, hooks.held
+
+    async def _silence(self, registry: OnCallRegistry, s: SimSilence) -> None:
+        await registry.add_silence(
+            self.scenario.tenant,
+            [parse_matcher(m) for m in s.matchers],
+            starts_at=self.start + s.window.start,
+            ends_at=self.start + min(s.window.end, self.scenario.duration + 1),
+            created_by="scenario",
+            comment=s.comment,
+            actor="scenario",
+        )
 
     # -- the loop ---------------------------------------------------------------------------
 

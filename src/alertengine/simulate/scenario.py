@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from alertengine.oncall.schedule import Schedule, schedule_from_dict
+from alertengine.oncall.silences import parse_matcher
 from alertengine.policy import Policy, PolicyError, load_policy
 
 if sys.version_info >= (3, 11):
@@ -228,12 +231,49 @@ class WebhookFailure(_Model):
         return v
 
 
+def _epoch(value: Any) -> Any:
+    """``start`` as epoch seconds or an ISO 8601 date-time (UTC without an offset), so a
+    scenario can begin on a Saturday night for its schedules."""
+    if isinstance(value, str):
+        try:
+            t = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"start: epoch seconds or ISO 8601, got {value!r}") from None
+        return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+    return value
+
+
+class SimSilence(_Model):
+    """A silence during ``[from, to)`` (seconds from the start) with Alertmanager matchers."""
+
+    matchers: tuple[str, ...] = Field(min_length=1)
+    window: Window
+    comment: str = "maintenance"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat(cls, v: Any) -> Any:
+        if isinstance(v, Mapping) and "window" not in v:
+            w = {k: v[k] for k in ("from", "to", "for") if k in v}
+            return {**{k: x for k, x in v.items() if k not in w}, "window": w or {"from": 0}}
+        return v
+
+    @field_validator("matchers")
+    @classmethod
+    def _matchers(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for m in v:
+            parse_matcher(m)  # SilenceError is a ValueError: reported with the field
+        return v
+
+
 class Scenario(_Model):
     name: str
     description: str = ""
     duration: Duration = 3600.0
     step: Duration = 5.0
-    start: float = 1_700_000_000.0
+    start: Annotated[float, BeforeValidator(_epoch)] = 1_700_000_000.0
     seed: int = 1
     tenant: str = Field("sim", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     policy: Mapping[str, Any] = Field(default_factory=dict)
@@ -241,6 +281,19 @@ class Scenario(_Model):
     approvers: tuple[Approver, ...] = ()
     channel_failures: tuple[ChannelFailure, ...] = ()
     webhook_failures: tuple[WebhookFailure, ...] = ()
+    #: On-call schedules (as ``[[tenants.schedules]]``), naming approvers by ``id``.
+    schedules: tuple[dict[str, Any], ...] = ()
+    silences: tuple[SimSilence, ...] = ()
+
+    @field_validator("schedules")
+    @classmethod
+    def _schedules(cls, v: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        for d in v:
+            schedule_from_dict(d)  # ScheduleError is a ValueError: reported with the field
+        return v
+
+    def on_call(self) -> list[Schedule]:
+        return [schedule_from_dict(d) for d in self.schedules]
 
     @model_validator(mode="after")
     def _coherent(self) -> Scenario:
@@ -254,6 +307,10 @@ class Scenario(_Model):
         ids = [a.identity for a in self.approvers]
         if len(set(ids)) != len(ids):
             raise ValueError("approver identities (channel:id) must be unique")
+        known = {a.id for a in self.approvers}
+        for sched in self.on_call():
+            if unknown := [p for p in sched.people() if p not in known]:
+                raise ValueError(f"schedule {sched.name!r} names unknown approver(s) {unknown}")
         for f in self.webhook_failures:
             if f.service is not None and f.service not in names:
                 raise ValueError(f"webhook failure names unknown service {f.service!r}")
