@@ -278,7 +278,11 @@ async def test_what_alertmanager_said_is_in_ledger_api_message_and_page(env: Env
         "labels": a["labels"],
         "annotations": a["annotations"],
     }
-    detected = (await env.rt.ledger.read(LedgerQuery(tenant_id="acme", limit=50)))[0]
+    detected = next(
+        e
+        for e in await env.rt.ledger.read(LedgerQuery(tenant_id="acme", limit=50))
+        if e.incident_id == s.incident_id  # (registry changes come first: kind "people")
+    )
     assert detected.stage == "DETECTED" and detected.data["alerts"] == [tracked]
 
     key = {"Authorization": f"Bearer {KEYS['acme']}"}
