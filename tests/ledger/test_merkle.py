@@ -214,7 +214,7 @@ def test_a_forked_tree_is_not_consistent() -> None:
     honest, forked = MerkleTree(), MerkleTree()
     honest.append(leaf_hash(bytes([i])) for i in range(30))
     forked.append(leaf_hash(bytes([i if i != 7 else 99])) for i in range(30))
-    with pytest.raises(ProofError, match="fork|prefix"):
+    with pytest.raises(ProofError, match=r"fork|prefix"):
         verify_consistency(
             20, 30, honest.root(20), forked.root(30), forked.consistency_proof(20, 30)
         )

@@ -49,7 +49,10 @@ async def fill(store: LedgerStore, tenant: str, n: int, start: int = 0, tag: str
 async def test_tree_matches_the_entries_and_every_proof_verifies(store: LedgerStore) -> None:
     # Concurrent appends of mixed batch sizes: group commits cut the tree at odd places.
     await asyncio.gather(
-        *(store.append("t1", [draft("t1", i * 10 + j) for j in range(i % 4 + 1)]) for i in range(25))
+        *(
+            store.append("t1", [draft("t1", i * 10 + j) for j in range(i % 4 + 1)])
+            for i in range(25)
+        )
     )
     entries = [e async for e in store.scan("t1")]
     reference = MerkleTree()
@@ -96,7 +99,7 @@ async def test_an_altered_entry_fails_its_inclusion_proof(store: LedgerStore) ->
     ):
         with pytest.raises(ProofError, match="root"):
             check_inclusion(changed, proof, note, V)
-    other = [x async for x in store.scan("t1") if x.seq == 5][0]
+    (other,) = [x async for x in store.scan("t1") if x.seq == 5]
     with pytest.raises(ProofError, match="seq"):
         check_inclusion(other, proof, note, V)
 
@@ -117,7 +120,7 @@ async def test_a_lying_server_is_refused(backend: Backend) -> None:
         # A forked tree: a validly signed checkpoint of another history, and its own proof.
         await fill(liar, "t1", 5, start=20)
         forked_note = await f.checkpoint("t1")
-        with pytest.raises(ProofError, match="prefix|fork"):
+        with pytest.raises(ProofError, match=r"prefix|fork"):
             check_consistency(trusted, forked_note, await f.consistency_proof("t1", 20), V)
 
         # An old checkpoint: the server shows a smaller tree than the client already saw.

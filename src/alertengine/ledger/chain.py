@@ -514,7 +514,8 @@ def entry_text(e: Entry, data_json: str | None = None) -> str:
         f'"kind":{_json_str(e.kind)},"policy_version":{_json_str(e.policy_version)},'
         f'"prev_hash":{_json_str(e.prev_hash)},"reason":{_json_str(e.reason)},'
         f'"seq":{_int_repr(seq)},"stage":{"null" if stage is None else _json_str(stage)},'
-        f'"tenant_id":{_json_str(e.tenant_id)},"timestamp":{_float_repr(_finite(ts, "timestamp"))}}}'
+        f'"tenant_id":{_json_str(e.tenant_id)},'
+        f'"timestamp":{_float_repr(_finite(ts, "timestamp"))}}}'
     )
 
 

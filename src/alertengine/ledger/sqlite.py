@@ -457,6 +457,7 @@ class SqliteLedgerStore:
         heads: dict[str, tuple[int, str]] = {}
         touched: set[str] = set()
         rows: list[Row] = []
+        new_leaves: dict[str, tuple[int, list[bytes]]] = {}
         try:
             con.execute("BEGIN IMMEDIATE")
             for req in group:
@@ -480,9 +481,11 @@ class SqliteLedgerStore:
                     heads[req.tenant_id] = (sealed[-1].seq, sealed[-1].hash)
                     touched.add(req.tenant_id)
                     rows.extend(_row_of(e, data_json) for e, data_json in pairs)
+                    grown = new_leaves.setdefault(req.tenant_id, (sealed[0].seq, []))
+                    grown[1].extend(entry_leaf(e, data_json) for e, data_json in pairs)
                 req.outcome = sealed
             con.executemany(_INSERT, rows)
-            frontiers = self._grow_trees(con, rows, touched)
+            frontiers = self._grow_trees(con, new_leaves)
             con.executemany(
                 _UPSERT_HEAD,
                 [
@@ -511,16 +514,13 @@ class SqliteLedgerStore:
                     req.outcome = failure
 
     def _grow_trees(
-        self, con: sqlite3.Connection, rows: list[Row], touched: set[str]
+        self, con: sqlite3.Connection, new_leaves: dict[str, tuple[int, list[bytes]]]
     ) -> dict[str, tuple[int, dict[Coord, bytes]]]:
-        """Add the new rows' leaves to their tenants' trees, in the open transaction."""
+        """Add each tenant's new leaves (its first new seq, their hashes) to its tree, in
+        the open transaction; returns the new sizes and frontiers (cached on commit)."""
         out: dict[str, tuple[int, dict[Coord, bytes]]] = {}
-        by_tenant: dict[str, list[Row]] = {}
-        for r in rows:
-            by_tenant.setdefault(r[0], []).append(r)
-        for t in sorted(touched):
-            new = by_tenant[t]
-            first_seq = new[0][1]
+        for t in sorted(new_leaves):
+            first_seq, leaves = new_leaves[t]
             size = _tree_size(con, t)
             cached = self._frontiers.get(t)
             frontier = cached[1] if cached is not None and cached[0] == size else {}
@@ -530,14 +530,6 @@ class SqliteLedgerStore:
                 raise LedgerError(
                     f"tenant {t!r}: the ledger tree has {size} leaves, the chain {first_seq - 1}"
                 )
-            leaves = [
-                entry_leaf(
-                    Entry(r[1], r[2], r[0], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
-                          {}, r[12], r[13]),
-                    r[11],
-                )
-                for r in new
-            ]
             out[t] = _extend_tree(con, t, size, leaves, frontier)
         return out
 

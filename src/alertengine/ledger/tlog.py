@@ -311,3 +311,57 @@ async def check_witnessed(
             continue
         out.append(WitnessFinding(i, True, head.size))
     return out
+
+
+# --- key rotation, ledgered ------------------------------------------------------------------
+
+#: The ledger entry kind that records a checkpoint key rotation.
+ROTATION_KIND = "checkpoint-key"
+
+
+def _rotation_message(old_vkey: str, new_vkey: str) -> bytes:
+    return f"alertengine checkpoint key rotation\n{old_vkey}\n{new_vkey}\n".encode()
+
+
+def rotation_data(old: NoteSigner, new: NoteSigner) -> dict[str, str]:
+    """What a rotation entry holds: both verifier keys, each signing the pair.
+
+    The old key's signature says its holder handed over to the new key; the new key's
+    says the new holder accepts the log's history. Public keys and signatures only.
+    """
+    msg = _rotation_message(old.verifier.vkey, new.verifier.vkey)
+    return {
+        "old_key": old.verifier.vkey,
+        "new_key": new.verifier.vkey,
+        "old_signature": _b64(old.sign(msg)),
+        "new_signature": _b64(new.sign(msg)),
+    }
+
+
+def keys_from_rotations(
+    rotations: Sequence[Mapping[str, Any]], current: NoteVerifier
+) -> list[NoteVerifier]:
+    """Every key the log has used, trusted back from ``current`` through rotation records.
+
+    Walking newest first: a record whose new key is already trusted and whose two
+    signatures verify makes its old key trusted too (so checkpoints a witness saw before a
+    rotation still verify). A record that does not verify breaks the walk there.
+    """
+    trusted = [current]
+    for data in reversed(rotations):
+        try:
+            old = NoteVerifier.from_vkey(str(data["old_key"]))
+            new = NoteVerifier.from_vkey(str(data["new_key"]))
+            msg = _rotation_message(old.vkey, new.vkey)
+            ok = (
+                any(t.vkey == new.vkey for t in trusted)
+                and old.verify(msg, _unb64(data["old_signature"], "old_signature"))
+                and new.verify(msg, _unb64(data["new_signature"], "new_signature"))
+            )
+        except (KeyError, CheckpointError, ProofError):
+            break
+        if not ok:
+            break
+        if all(t.vkey != old.vkey for t in trusted):
+            trusted.append(old)
+    return trusted
