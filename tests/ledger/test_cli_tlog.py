@@ -253,3 +253,17 @@ def test_migrate_builds_the_tree_of_an_old_ledger(tmp_path: Path, sqlite_url: st
     assert before.split("\n")[:3] == after.split("\n")[:3]
     rc, out = ledger("migrate", "--url", sqlite_url)
     assert "already complete" in out
+
+
+def test_verify_tree_checks_the_stored_tree(tmp_path: Path, sqlite_url: str) -> None:
+    append(sqlite_url, "acme", 0, 12)
+    rc, out = ledger("verify", "--tree", "--url", sqlite_url)
+    assert rc == 0 and "Merkle tree of 12 leaves matches" in out
+    con = sqlite3.connect(sqlite_url[len("sqlite:///") :], isolation_level=None)
+    con.execute("DROP TRIGGER ledger_tree_no_update")
+    con.execute("UPDATE ledger_tree SET hash = zeroblob(32) WHERE level = 2 AND idx = 1")
+    con.close()
+    rc, out = ledger("verify", "--url", sqlite_url)
+    assert rc == 0  # the chain is intact
+    rc, out = ledger("verify", "--tree", "--url", sqlite_url)
+    assert rc == 1 and "node (2, 1)" in out and "seq 5 on" in out

@@ -98,9 +98,16 @@ def verify_cmd(
         list[str] | None,
         typer.Option("--public-key", help="Verifier key(s) for --witness (default: the log's)."),
     ] = None,
+    tree: Annotated[
+        bool,
+        typer.Option(
+            "--tree", help="Also recompute each Merkle tree from the entries (a 2nd pass)."
+        ),
+    ] = False,
 ) -> None:
     """Re-hash and re-chain every entry and check the signed head; with --witness, also
-    catch a rollback, fork or truncation. Exit 1 on any failure."""
+    catch a rollback, fork or truncation; with --tree, check the stored Merkle tree.
+    Exit 1 on any failure."""
     console, err = Console(), Console(stderr=True)
     key = ledger_key_from_env()
     if key is None:
@@ -153,17 +160,20 @@ def verify_cmd(
 
     async def run_all() -> tuple[list[VerifyResult], bool]:
         results = await run()
-        if witness is None:
+        if witness is None and not tree:
             return results, True
-        witnessed_ok = True
+        extra_ok = True
         store2 = _open(url, key, err)
         try:
             tenants = [tenant] if tenant else sorted({r.tenant_id for r in results})
             for t in tenants:
-                witnessed_ok &= await _check_witness(console, store2, t, notes, verifiers)
+                if tree:
+                    extra_ok &= await _check_tree(console, err, store2, t)
+                if witness is not None:
+                    extra_ok &= await _check_witness(console, store2, t, notes, verifiers)
         finally:
             await store2.close()
-        return results, witnessed_ok
+        return results, extra_ok
 
     try:
         results, witnessed_ok = asyncio.run(run_all())
@@ -200,6 +210,32 @@ async def _log_keys(store: LedgerStore, tenant: str, current: NoteVerifier) -> l
     return keys_from_rotations([e.data for e in entries], current)
 
 
+async def _check_tree(console: Console, err: Console, store: LedgerStore, tenant: str) -> bool:
+    from alertengine.ledger.tlog import verify_tree
+
+    n = await store.count(tenant)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"tree of {tenant}", total=n)
+        problem = await verify_tree(
+            _tree(store),
+            store.scan(tenant),
+            tenant,
+            progress=lambda k: bar.advance(task, k),
+        )
+    if problem:
+        console.print(f"[red]FAIL[/] {tenant}: Merkle tree: {problem}")
+        return False
+    console.print(f"[green]OK[/]   {tenant}: Merkle tree of {n:,} leaves matches the entries")
+    return True
+
+
 async def _check_witness(
     console: Console, store: LedgerStore, tenant: str, notes: list[str], keys: list[NoteVerifier]
 ) -> bool:
@@ -210,6 +246,12 @@ async def _check_witness(
     # The log's signer is not needed to check: only the tree and the public keys.
     log = TransparencyLog(store, NoteSigner.generate("unused"))
     current = await log.tree_head(tenant)
+    if current.size < await store.count(tenant):
+        console.print(
+            f"[red]FAIL[/] {tenant}: the Merkle tree covers {current.size} entries of "
+            f"{await store.count(tenant)}: run `alertengine ledger migrate` first"
+        )
+        return False
     verifiers = list(keys)
     for k in keys:
         verifiers += [v for v in await _log_keys(store, tenant, k) if v not in verifiers]
