@@ -131,21 +131,21 @@ def append_nodes(
     """The perfect-subtree nodes that appending ``leaves`` to a tree of ``size`` creates.
 
     ``get`` returns an already stored node; only the tree's right frontier (the roots of
-    :func:`root_plan` of ``size``) is ever asked for. O(1) amortised per leaf.
+    :func:`root_plan` of ``size``) is asked for. A compact range: O(1) amortised per leaf.
     """
-    made: dict[Coord, bytes] = {}
+    # The frontier's levels fall strictly left to right; a new node merges with the
+    # top while their levels match (binary carry).
+    stack = [(level, get((level, idx))) for level, idx in root_plan(size)]
     out: list[tuple[int, int, bytes]] = []
     i = size
     for h in leaves:
-        made[(0, i)] = h
         out.append((0, i, h))
         level, idx = 0, i
-        while idx & 1:
-            left = made.get((level, idx - 1))
-            h = node_hash(left if left is not None else get((level, idx - 1)), h)
+        while stack and stack[-1][0] == level:
+            h = _sha256(b"\x01" + stack.pop()[1] + h).digest()
             level, idx = level + 1, idx >> 1
-            made[(level, idx)] = h
             out.append((level, idx, h))
+        stack.append((level, h))
         i += 1
     return out
 

@@ -53,7 +53,7 @@ from alertengine.ledger.chain import (
     canonical_body,
     canonical_json,
     entry_leaf,
-    seal_many_encoded,
+    seal_many_text,
     sign_checkpoint,
 )
 from alertengine.ledger.merkle import Coord, append_nodes, root_plan
@@ -472,17 +472,17 @@ class SqliteLedgerStore:
                     req.outcome = LedgerConflict(req.tenant_id, req.expect_seq, head[0])
                     continue
                 try:
-                    pairs = seal_many_encoded(req.drafts, head[0], head[1])
+                    triples = seal_many_text(req.drafts, head[0], head[1])
                 except (ValueError, TypeError) as exc:
                     req.outcome = LedgerError(f"cannot seal the entries: {exc}")
                     continue
-                sealed = [e for e, _ in pairs]
+                sealed = [e for e, _, _ in triples]
                 if sealed:
                     heads[req.tenant_id] = (sealed[-1].seq, sealed[-1].hash)
                     touched.add(req.tenant_id)
-                    rows.extend(_row_of(e, data_json) for e, data_json in pairs)
+                    rows.extend(_row_of(e, data_json) for e, data_json, _ in triples)
                     grown = new_leaves.setdefault(req.tenant_id, (sealed[0].seq, []))
-                    grown[1].extend(entry_leaf(e, data_json) for e, data_json in pairs)
+                    grown[1].extend(_sha256(b"\x00" + t.encode()).digest() for _, _, t in triples)
                 req.outcome = sealed
             con.executemany(_INSERT, rows)
             frontiers = self._grow_trees(con, new_leaves)
