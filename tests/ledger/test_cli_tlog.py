@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from alertengine.cli import app
 from alertengine.ledger.checkpoint import NoteSigner
 from alertengine.ledger.keys import load_signer
+from alertengine.ledger.merkle import storage_index
 from alertengine.ledger.redis import RedisLedgerStore
 from alertengine.ledger.sqlite import SqliteLedgerStore
 from tests.ledger.conftest import KEY, draft
@@ -261,7 +262,9 @@ def test_verify_tree_checks_the_stored_tree(tmp_path: Path, sqlite_url: str) -> 
     assert rc == 0 and "Merkle tree of 12 leaves matches" in out
     con = sqlite3.connect(sqlite_url[len("sqlite:///") :], isolation_level=None)
     con.execute("DROP TRIGGER ledger_tree_no_update")
-    con.execute("UPDATE ledger_tree SET hash = zeroblob(32) WHERE level = 2 AND idx = 1")
+    con.execute(  # node (2, 1): leaves 4..7
+        "UPDATE ledger_tree SET hash = zeroblob(32) WHERE pos = ?", (storage_index(2, 1),)
+    )
     con.close()
     rc, out = ledger("verify", "--url", sqlite_url)
     assert rc == 0  # the chain is intact

@@ -19,7 +19,7 @@ from alertengine.ledger.base import LedgerError, LedgerStore, TreeStore
 from alertengine.ledger.chain import entry_leaf
 from alertengine.ledger.checkpoint import CheckpointError, NoteSigner
 from alertengine.ledger.memory import MemoryLedgerStore
-from alertengine.ledger.merkle import MerkleTree, ProofError
+from alertengine.ledger.merkle import MerkleTree, ProofError, storage_index
 from alertengine.ledger.redis import RedisLedgerStore
 from alertengine.ledger.sqlite import SqliteLedgerStore
 from alertengine.ledger.tlog import (
@@ -359,9 +359,8 @@ async def tamper_node(backend: Backend, level: int, idx: int) -> None:
         con = sqlite3.connect(str(backend.path), isolation_level=None)
         con.execute("DROP TRIGGER ledger_tree_no_update")
         con.execute(
-            "UPDATE ledger_tree SET hash = zeroblob(32) WHERE tenant_id = 't1' AND level = ?"
-            " AND idx = ?",
-            (level, idx),
+            "UPDATE ledger_tree SET hash = zeroblob(32) WHERE tenant_id = 't1' AND pos = ?",
+            (storage_index(level, idx),),
         )
         con.close()
     else:

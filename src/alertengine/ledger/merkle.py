@@ -150,6 +150,32 @@ def append_nodes(
     return out
 
 
+def storage_index(level: int, idx: int) -> int:
+    """The node's position in post-order: the order :func:`append_nodes` creates nodes in.
+
+    A store keyed by it writes every append's new nodes at consecutive keys (one B-tree
+    page, not one per level). The node completes when leaf ``m - 1`` is appended,
+    ``m = (idx + 1)·2^level``; before that leaf the tree held ``2(m-1) - popcount(m-1)``
+    nodes, and the leaf's append makes levels 0..level in turn.
+    """
+    m = (idx + 1) << level
+    return 2 * (m - 1) - (m - 1).bit_count() + level
+
+
+def size_from_node_count(total: int) -> int:
+    """The leaf count n of a tree holding ``total`` = 2n - popcount(n) perfect nodes."""
+    lo, hi = 0, total
+    while lo < hi:  # 2n - popcount(n) grows strictly with n: bisect
+        mid = (lo + hi) // 2
+        if 2 * mid - mid.bit_count() < total:
+            lo = mid + 1
+        else:
+            hi = mid
+    if 2 * lo - lo.bit_count() != total:
+        raise ValueError(f"{total} nodes is no complete tree")
+    return lo
+
+
 class MerkleTree:
     """Every perfect-subtree node in memory (the memory store's tree; a test oracle)."""
 

@@ -10,9 +10,10 @@
   commit): one fsync for many callers, each still getting its own entries or its own
   :class:`~alertengine.ledger.base.LedgerConflict`.
 * ``ledger_tree`` holds each tenant's RFC 9162 Merkle tree: every perfect-subtree hash by
-  ``(level, idx)``, written in the same transaction as the entries (append-only too), so
-  a proof is a few point reads. A ledger written before the tree existed gets its tree on
-  the next append (same transaction) or ahead of time with :meth:`build_tree`.
+  its post-order position (so an append's new nodes sit at consecutive keys, in one page),
+  written in the same transaction as the entries (append-only too), so a proof is a few
+  point reads. A ledger written before the tree existed gets its tree on the next append
+  (same transaction) or ahead of time with :meth:`build_tree`.
 * Reads use their own connection on their own thread; ``verify`` opens a fresh one and
   walks the chain inside one read transaction (a consistent snapshot under WAL).
 """
@@ -56,7 +57,13 @@ from alertengine.ledger.chain import (
     seal_many_text,
     sign_checkpoint,
 )
-from alertengine.ledger.merkle import Coord, append_nodes, root_plan
+from alertengine.ledger.merkle import (
+    Coord,
+    append_nodes,
+    root_plan,
+    size_from_node_count,
+    storage_index,
+)
 
 T = TypeVar("T")
 
@@ -102,10 +109,9 @@ WHEN NEW.seq <= OLD.seq
 BEGIN SELECT RAISE(ABORT, 'a ledger head only moves forward'); END;
 CREATE TABLE IF NOT EXISTS ledger_tree (
     tenant_id TEXT    NOT NULL,
-    level     INTEGER NOT NULL,
-    idx       INTEGER NOT NULL,
+    pos       INTEGER NOT NULL,
     hash      BLOB    NOT NULL,
-    PRIMARY KEY (tenant_id, level, idx)
+    PRIMARY KEY (tenant_id, pos)
 ) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS ledger_tree_no_update BEFORE UPDATE ON ledger_tree
 BEGIN SELECT RAISE(ABORT, 'the ledger tree is append-only'); END;
@@ -113,16 +119,21 @@ CREATE TRIGGER IF NOT EXISTS ledger_tree_no_delete BEFORE DELETE ON ledger_tree
 BEGIN SELECT RAISE(ABORT, 'the ledger tree is append-only'); END;
 """
 
-_INSERT_NODE = "INSERT INTO ledger_tree (tenant_id, level, idx, hash) VALUES (?,?,?,?)"
-_TREE_SIZE = "SELECT MAX(idx) FROM ledger_tree WHERE tenant_id = ? AND level = 0"
-_GET_NODE = "SELECT hash FROM ledger_tree WHERE tenant_id = ? AND level = ? AND idx = ?"
+_INSERT_NODE = "INSERT INTO ledger_tree (tenant_id, pos, hash) VALUES (?,?,?)"
+_TREE_SIZE = "SELECT MAX(pos) FROM ledger_tree WHERE tenant_id = ?"
+_GET_NODE = "SELECT hash FROM ledger_tree WHERE tenant_id = ? AND pos = ?"
 #: Entries per transaction when building the tree of a ledger written before it existed.
 _BUILD_BATCH = 20_000
 
 
 def _tree_size(con: sqlite3.Connection, tenant_id: str) -> int:
     row = con.execute(_TREE_SIZE, (tenant_id,)).fetchone()
-    return 0 if row is None or row[0] is None else int(row[0]) + 1
+    if row is None or row[0] is None:
+        return 0
+    try:
+        return size_from_node_count(int(row[0]) + 1)
+    except ValueError:
+        raise LedgerError(f"tenant {tenant_id!r}: the ledger tree is incomplete") from None
 
 
 def _node_getter(
@@ -131,7 +142,7 @@ def _node_getter(
     def get(c: Coord) -> bytes:
         h = cached.get(c)
         if h is None:
-            row = con.execute(_GET_NODE, (tenant_id, c[0], c[1])).fetchone()
+            row = con.execute(_GET_NODE, (tenant_id, storage_index(*c))).fetchone()
             if row is None:
                 raise LedgerError(f"tenant {tenant_id!r}: the ledger tree lacks node {c}")
             h = bytes(row[0])
@@ -150,7 +161,7 @@ def _extend_tree(
     """Insert the nodes ``leaves`` add to the tree of ``size`` (inside the caller's
     transaction); returns the new size and its right frontier."""
     made = append_nodes(size, leaves, _node_getter(con, tenant_id, frontier))
-    con.executemany(_INSERT_NODE, [(tenant_id, lv, ix, h) for lv, ix, h in made])
+    con.executemany(_INSERT_NODE, [(tenant_id, storage_index(lv, ix), h) for lv, ix, h in made])
     new_size = size + len(leaves)
     known = {(lv, ix): h for lv, ix, h in made}
     get = _node_getter(con, tenant_id, {**frontier, **known})
