@@ -16,10 +16,9 @@ from typer.testing import CliRunner
 from alertengine.cli import app
 from alertengine.ledger.checkpoint import NoteSigner
 from alertengine.ledger.keys import load_signer
-from alertengine.ledger.merkle import storage_index
 from alertengine.ledger.redis import RedisLedgerStore
 from alertengine.ledger.sqlite import SqliteLedgerStore
-from tests.ledger.conftest import KEY, draft
+from tests.ledger.conftest import KEY, draft, sqlite_zero_tree_node
 from tests.support.redis_server import RedisServer
 
 runner = CliRunner()
@@ -260,12 +259,8 @@ def test_verify_tree_checks_the_stored_tree(tmp_path: Path, sqlite_url: str) -> 
     append(sqlite_url, "acme", 0, 12)
     rc, out = ledger("verify", "--tree", "--url", sqlite_url)
     assert rc == 0 and "Merkle tree of 12 leaves matches" in out
-    con = sqlite3.connect(sqlite_url[len("sqlite:///") :], isolation_level=None)
-    con.execute("DROP TRIGGER ledger_tree_no_update")
-    con.execute(  # node (2, 1): leaves 4..7
-        "UPDATE ledger_tree SET hash = zeroblob(32) WHERE pos = ?", (storage_index(2, 1),)
-    )
-    con.close()
+    # node (2, 1): leaves 4..7
+    sqlite_zero_tree_node(Path(sqlite_url[len("sqlite:///") :]), "acme", 2, 1)
     rc, out = ledger("verify", "--url", sqlite_url)
     assert rc == 0  # the chain is intact
     rc, out = ledger("verify", "--tree", "--url", sqlite_url)

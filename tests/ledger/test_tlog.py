@@ -19,7 +19,7 @@ from alertengine.ledger.base import LedgerError, LedgerStore, TreeStore
 from alertengine.ledger.chain import entry_leaf
 from alertengine.ledger.checkpoint import CheckpointError, NoteSigner
 from alertengine.ledger.memory import MemoryLedgerStore
-from alertengine.ledger.merkle import MerkleTree, ProofError, storage_index
+from alertengine.ledger.merkle import MerkleTree, ProofError
 from alertengine.ledger.redis import RedisLedgerStore
 from alertengine.ledger.sqlite import SqliteLedgerStore
 from alertengine.ledger.tlog import (
@@ -30,7 +30,7 @@ from alertengine.ledger.tlog import (
     check_inclusion,
     check_witnessed,
 )
-from tests.ledger.conftest import KEY, Backend, draft
+from tests.ledger.conftest import KEY, Backend, draft, sqlite_zero_tree_node
 
 SIGNER = NoteSigner.generate("test-log")
 V = [SIGNER.verifier]
@@ -356,13 +356,8 @@ async def test_an_append_to_a_pre_tree_ledger_builds_the_tree_first(persistent: 
 async def tamper_node(backend: Backend, level: int, idx: int) -> None:
     """Flip one byte of a stored tree node behind the store's back."""
     if backend.name == "sqlite":
-        con = sqlite3.connect(str(backend.path), isolation_level=None)
-        con.execute("DROP TRIGGER ledger_tree_no_update")
-        con.execute(
-            "UPDATE ledger_tree SET hash = zeroblob(32) WHERE tenant_id = 't1' AND pos = ?",
-            (storage_index(level, idx),),
-        )
-        con.close()
+        assert backend.path is not None
+        sqlite_zero_tree_node(backend.path, "t1", level, idx)
     else:
         r = aioredis.Redis.from_url(str(backend.url))
         await r.setrange(f"ae:ledger:{{t1}}:tree:{level}", idx * 32, b"\x00" * 32)

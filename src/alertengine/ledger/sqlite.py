@@ -9,11 +9,12 @@
   a commit is in flight are sealed and committed together in the next transaction (group
   commit): one fsync for many callers, each still getting its own entries or its own
   :class:`~alertengine.ledger.base.LedgerConflict`.
-* ``ledger_tree`` holds each tenant's RFC 9162 Merkle tree: every perfect-subtree hash by
-  its post-order position (so an append's new nodes sit at consecutive keys, in one page),
-  written in the same transaction as the entries (append-only too), so a proof is a few
-  point reads. A ledger written before the tree existed gets its tree on the next append
-  (same transaction) or ahead of time with :meth:`build_tree`.
+* ``ledger_tree`` holds each tenant's RFC 9162 Merkle tree: every perfect-subtree hash, in
+  post-order (the order appends create them), one row per append group holding the run of
+  hashes it created from position ``pos`` on, written in the same transaction as the
+  entries (append-only too), so a proof is a few indexed point reads. A ledger written
+  before the tree existed gets its tree on the next append (same transaction) or ahead of
+  time with :meth:`build_tree`.
 * Reads use their own connection on their own thread; ``verify`` opens a fresh one and
   walks the chain inside one read transaction (a consistent snapshot under WAL).
 """
@@ -110,7 +111,7 @@ BEGIN SELECT RAISE(ABORT, 'a ledger head only moves forward'); END;
 CREATE TABLE IF NOT EXISTS ledger_tree (
     tenant_id TEXT    NOT NULL,
     pos       INTEGER NOT NULL,
-    hash      BLOB    NOT NULL,
+    hashes    BLOB    NOT NULL,
     PRIMARY KEY (tenant_id, pos)
 ) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS ledger_tree_no_update BEFORE UPDATE ON ledger_tree
@@ -119,20 +120,26 @@ CREATE TRIGGER IF NOT EXISTS ledger_tree_no_delete BEFORE DELETE ON ledger_tree
 BEGIN SELECT RAISE(ABORT, 'the ledger tree is append-only'); END;
 """
 
-_INSERT_NODE = "INSERT INTO ledger_tree (tenant_id, pos, hash) VALUES (?,?,?)"
-_TREE_SIZE = "SELECT MAX(pos) FROM ledger_tree WHERE tenant_id = ?"
-_GET_NODE = "SELECT hash FROM ledger_tree WHERE tenant_id = ? AND pos = ?"
+# One row per append group: the run of nodes it created, consecutive in post-order from
+# ``pos``, their hashes concatenated (32 bytes each).
+_INSERT_RUN = "INSERT INTO ledger_tree (tenant_id, pos, hashes) VALUES (?,?,?)"
+_LAST_RUN = (
+    "SELECT pos, length(hashes) FROM ledger_tree WHERE tenant_id = ? ORDER BY pos DESC LIMIT 1"
+)
+_RUN_OF = (
+    "SELECT pos, hashes FROM ledger_tree WHERE tenant_id = ? AND pos <= ? ORDER BY pos DESC LIMIT 1"
+)
 #: Entries per transaction when building the tree of a ledger written before it existed.
 _BUILD_BATCH = 20_000
 
 
 def _tree_size(con: sqlite3.Connection, tenant_id: str) -> int:
-    row = con.execute(_TREE_SIZE, (tenant_id,)).fetchone()
-    if row is None or row[0] is None:
+    row = con.execute(_LAST_RUN, (tenant_id,)).fetchone()
+    if row is None:
         return 0
     try:
-        return size_from_node_count(int(row[0]) + 1)
-    except ValueError:
+        return size_from_node_count(int(row[0]) + int(row[1]) // 32)
+    except (TypeError, ValueError):
         raise LedgerError(f"tenant {tenant_id!r}: the ledger tree is incomplete") from None
 
 
@@ -142,10 +149,12 @@ def _node_getter(
     def get(c: Coord) -> bytes:
         h = cached.get(c)
         if h is None:
-            row = con.execute(_GET_NODE, (tenant_id, storage_index(*c))).fetchone()
-            if row is None:
+            pos = storage_index(*c)
+            row = con.execute(_RUN_OF, (tenant_id, pos)).fetchone()
+            off = 32 * (pos - row[0]) if row is not None else 0
+            if row is None or not isinstance(row[1], bytes) or off + 32 > len(row[1]):
                 raise LedgerError(f"tenant {tenant_id!r}: the ledger tree lacks node {c}")
-            h = bytes(row[0])
+            h = row[1][off : off + 32]
         return h
 
     return get
@@ -161,7 +170,9 @@ def _extend_tree(
     """Insert the nodes ``leaves`` add to the tree of ``size`` (inside the caller's
     transaction); returns the new size and its right frontier."""
     made = append_nodes(size, leaves, _node_getter(con, tenant_id, frontier))
-    con.executemany(_INSERT_NODE, [(tenant_id, storage_index(lv, ix), h) for lv, ix, h in made])
+    if made:  # consecutive in post-order from the old node count: one row
+        first = 2 * size - size.bit_count()
+        con.execute(_INSERT_RUN, (tenant_id, first, b"".join(h for _, _, h in made)))
     new_size = size + len(leaves)
     known = {(lv, ix): h for lv, ix, h in made}
     get = _node_getter(con, tenant_id, {**frontier, **known})
