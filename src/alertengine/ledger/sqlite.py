@@ -120,8 +120,9 @@ CREATE TRIGGER IF NOT EXISTS ledger_tree_no_delete BEFORE DELETE ON ledger_tree
 BEGIN SELECT RAISE(ABORT, 'the ledger tree is append-only'); END;
 """
 
-# One row per append group: the run of nodes it created, consecutive in post-order from
-# ``pos``, their hashes concatenated (32 bytes each).
+# A row holds a run of up to _RUN nodes an append group created, consecutive in post-order
+# from ``pos``, their hashes concatenated (32 bytes each).
+_RUN = 64
 _INSERT_RUN = "INSERT INTO ledger_tree (tenant_id, pos, hashes) VALUES (?,?,?)"
 _LAST_RUN = (
     "SELECT pos, length(hashes) FROM ledger_tree WHERE tenant_id = ? ORDER BY pos DESC LIMIT 1"
@@ -170,9 +171,17 @@ def _extend_tree(
     """Insert the nodes ``leaves`` add to the tree of ``size`` (inside the caller's
     transaction); returns the new size and its right frontier."""
     made = append_nodes(size, leaves, _node_getter(con, tenant_id, frontier))
-    if made:  # consecutive in post-order from the old node count: one row
-        first = 2 * size - size.bit_count()
-        con.execute(_INSERT_RUN, (tenant_id, first, b"".join(h for _, _, h in made)))
+    # Consecutive in post-order from the old node count: rows of up to _RUN nodes each
+    # (small enough that reading one node never loads more than a page or so).
+    first = 2 * size - size.bit_count()
+    hashes = [h for _, _, h in made]
+    con.executemany(
+        _INSERT_RUN,
+        [
+            (tenant_id, first + k, b"".join(hashes[k : k + _RUN]))
+            for k in range(0, len(hashes), _RUN)
+        ],
+    )
     new_size = size + len(leaves)
     known = {(lv, ix): h for lv, ix, h in made}
     get = _node_getter(con, tenant_id, {**frontier, **known})
