@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alertengine.ledger.base import LedgerError, LedgerStore, TreeStore
 from alertengine.ledger.chain import entry_leaf
@@ -407,3 +409,33 @@ async def test_verify_tree_reports_a_lagging_tree(persistent: Backend) -> None:
         assert "0 leaves, the chain 7" in problem and "migrate" in problem
     finally:
         await store.close()
+
+
+async def _proved_entry() -> tuple[str, InclusionProof, str]:
+    store = MemoryLedgerStore(KEY)
+    await fill(store, "t1", 13)
+    log = tlog(store)
+    (e,) = [x async for x in store.scan("t1") if x.seq == 6]
+    return e.to_json(), await log.inclusion_proof("t1", 6), await log.checkpoint("t1")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_any_changed_byte_of_the_entry_fails_its_proof(data: st.DataObject) -> None:
+    import json
+
+    from alertengine.ledger.chain import Entry
+
+    line, proof, note = asyncio.run(_proved_entry())
+    raw = line.encode()
+    i = data.draw(st.integers(0, len(raw) - 1))
+    new = data.draw(st.integers(0, 255).filter(lambda b: b != raw[i]))
+    changed = raw[:i] + bytes([new]) + raw[i + 1 :]
+    try:
+        entry = Entry.from_dict(json.loads(changed))
+    except (ValueError, KeyError, TypeError):
+        return  # no longer an entry at all
+    if entry.to_json() == line:
+        return  # the same entry written differently (e.g. "1.0" vs "1.00"): same leaf
+    with pytest.raises((ProofError, CheckpointError)):
+        check_inclusion(entry, proof, note, V)
