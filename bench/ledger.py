@@ -9,8 +9,8 @@ starts on a free loopback port and stops at the end):
 * verify and replay (scan + fold into incident states) of ``--entries`` (default
   1 000 000) entries of one tenant;
 * on that tenant's Merkle tree: inclusion and consistency proof generation (store reads +
-  assembly) and verification (pure), medians of ``--proofs`` random ones, plus signing and
-  checking a checkpoint.
+  assembly) and verification (pure), medians of ``--proofs`` random ones, signing and
+  checking a checkpoint, and ``verify --tree`` (recompute the tree, compare every node).
 
     .venv/bin/python bench/ledger.py [--entries N] [--skip-redis]
 """
@@ -44,7 +44,7 @@ from alertengine.ledger.merkle import verify_consistency, verify_inclusion
 from alertengine.ledger.redis import RedisLedgerStore
 from alertengine.ledger.replay import replay
 from alertengine.ledger.sqlite import SqliteLedgerStore
-from alertengine.ledger.tlog import TransparencyLog
+from alertengine.ledger.tlog import TransparencyLog, verify_tree
 
 KEY = b"bench-ledger-key"
 console = Console()
@@ -146,7 +146,13 @@ async def proofs(store: LedgerStore, tenant: str, n: int, count: int) -> dict[st
         t = time.perf_counter()
         verify_consistency(old, n, old_head.root, head.root, c.hashes)
         ver_c.append(time.perf_counter() - t)
+    t, cpu = time.perf_counter(), time.process_time()
+    problem = await verify_tree(store, store.scan(tenant), tenant)
+    tree_s, tree_cpu = time.perf_counter() - t, time.process_time() - cpu
+    if problem:
+        raise SystemExit(f"verify --tree failed: {problem}")
     return {
+        "tree check (verify --tree)": f"{tree_s:.1f} s ({tree_cpu:.1f} s CPU)",
         "inclusion": f"{_ms(gen_i)} / {_ms(ver_i)}",
         "consistency": f"{_ms(gen_c)} / {_ms(ver_c)}",
         "checkpoint": f"{sign_s * 1000:.2f} ms / {check_s * 1000:.2f} ms",

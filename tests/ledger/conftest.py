@@ -117,3 +117,26 @@ async def store(backend: Backend) -> AsyncIterator[LedgerStore]:
     s = backend.open()
     yield s
     await s.close()
+
+
+def sqlite_zero_tree_node(path: Path, tenant: str, level: int, idx: int) -> None:
+    """Overwrite one stored tree node with zeros (an attacker with file access)."""
+    from alertengine.ledger.merkle import storage_index
+
+    pos = storage_index(level, idx)
+    con = sqlite3.connect(path, isolation_level=None)
+    try:
+        con.execute("DROP TRIGGER IF EXISTS ledger_tree_no_update")
+        start, blob = con.execute(
+            "SELECT pos, hashes FROM ledger_tree WHERE tenant_id = ? AND pos <= ?"
+            " ORDER BY pos DESC LIMIT 1",
+            (tenant, pos),
+        ).fetchone()
+        off = 32 * (pos - start)
+        assert off + 32 <= len(blob)
+        con.execute(
+            "UPDATE ledger_tree SET hashes = ? WHERE tenant_id = ? AND pos = ?",
+            (blob[:off] + bytes(32) + blob[off + 32 :], tenant, start),
+        )
+    finally:
+        con.close()

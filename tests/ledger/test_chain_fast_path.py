@@ -56,3 +56,16 @@ def test_non_finite_numbers_cannot_be_sealed(bad: float) -> None:
         seal(EntryDraft("t", "k", "a", timestamp=bad), 1, GENESIS_HASH)
     with pytest.raises(ValueError):
         seal(EntryDraft("t", "k", "a", timestamp=1.0, confidence=bad), 1, GENESIS_HASH)
+
+
+@given(d=drafts, seq=st.integers(1, 2**62))
+def test_the_leaf_text_is_the_exported_line(d: EntryDraft, seq: int) -> None:
+    """A Merkle leaf commits to exactly the JSONL line `ledger export` writes."""
+    from alertengine.ledger.chain import entry_leaf, entry_text, seal_text
+
+    e, _, text_ = seal_text(d, seq, GENESIS_HASH)
+    assert text_ == e.to_json() == entry_text(e)
+    assert e.hash == content_hash(e)
+    import hashlib
+
+    assert entry_leaf(e) == hashlib.sha256(b"\x00" + e.to_json().encode()).digest()

@@ -19,6 +19,8 @@ from alertengine.ledger.merkle import (
     leaf_hash,
     node_hash,
     range_nodes,
+    size_from_node_count,
+    storage_index,
     verify_consistency,
     verify_inclusion,
 )
@@ -214,7 +216,7 @@ def test_a_forked_tree_is_not_consistent() -> None:
     honest, forked = MerkleTree(), MerkleTree()
     honest.append(leaf_hash(bytes([i])) for i in range(30))
     forked.append(leaf_hash(bytes([i if i != 7 else 99])) for i in range(30))
-    with pytest.raises(ProofError, match="fork|prefix"):
+    with pytest.raises(ProofError, match=r"fork|prefix"):
         verify_consistency(
             20, 30, honest.root(20), forked.root(30), forked.consistency_proof(20, 30)
         )
@@ -236,3 +238,15 @@ def test_range_nodes_cover_the_range_with_perfect_subtrees() -> None:
             for level, idx in range_nodes(start, end):
                 covered.extend(range(idx << level, (idx + 1) << level))
             assert covered == list(range(start, end))
+
+
+def test_storage_index_is_the_append_order() -> None:
+    """A store keyed by storage_index writes each append's nodes at consecutive keys."""
+    t, pos = MerkleTree(), 0
+    for i in range(600):
+        for level, idx, _ in t.append([leaf_hash(i.to_bytes(2, "big"))]):
+            assert storage_index(level, idx) == pos
+            pos += 1
+        assert size_from_node_count(pos) == t.size
+    with pytest.raises(ValueError):
+        size_from_node_count(2)  # one leaf is 1 node, two leaves 3: 2 is no tree

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alertengine.ledger.base import LedgerError, LedgerStore, TreeStore
 from alertengine.ledger.chain import entry_leaf
@@ -30,7 +32,7 @@ from alertengine.ledger.tlog import (
     check_inclusion,
     check_witnessed,
 )
-from tests.ledger.conftest import KEY, Backend, draft
+from tests.ledger.conftest import KEY, Backend, draft, sqlite_zero_tree_node
 
 SIGNER = NoteSigner.generate("test-log")
 V = [SIGNER.verifier]
@@ -49,7 +51,10 @@ async def fill(store: LedgerStore, tenant: str, n: int, start: int = 0, tag: str
 async def test_tree_matches_the_entries_and_every_proof_verifies(store: LedgerStore) -> None:
     # Concurrent appends of mixed batch sizes: group commits cut the tree at odd places.
     await asyncio.gather(
-        *(store.append("t1", [draft("t1", i * 10 + j) for j in range(i % 4 + 1)]) for i in range(25))
+        *(
+            store.append("t1", [draft("t1", i * 10 + j) for j in range(i % 4 + 1)])
+            for i in range(25)
+        )
     )
     entries = [e async for e in store.scan("t1")]
     reference = MerkleTree()
@@ -96,7 +101,7 @@ async def test_an_altered_entry_fails_its_inclusion_proof(store: LedgerStore) ->
     ):
         with pytest.raises(ProofError, match="root"):
             check_inclusion(changed, proof, note, V)
-    other = [x async for x in store.scan("t1") if x.seq == 5][0]
+    (other,) = [x async for x in store.scan("t1") if x.seq == 5]
     with pytest.raises(ProofError, match="seq"):
         check_inclusion(other, proof, note, V)
 
@@ -117,7 +122,7 @@ async def test_a_lying_server_is_refused(backend: Backend) -> None:
         # A forked tree: a validly signed checkpoint of another history, and its own proof.
         await fill(liar, "t1", 5, start=20)
         forked_note = await f.checkpoint("t1")
-        with pytest.raises(ProofError, match="prefix|fork"):
+        with pytest.raises(ProofError, match=r"prefix|fork"):
             check_consistency(trusted, forked_note, await f.consistency_proof("t1", 20), V)
 
         # An old checkpoint: the server shows a smaller tree than the client already saw.
@@ -345,3 +350,92 @@ async def test_an_append_to_a_pre_tree_ledger_builds_the_tree_first(persistent: 
         assert head.size == 14 and head.root == reference.root()
     finally:
         await store.close()
+
+
+# --- the stored tree checked against the entries -----------------------------------------
+
+
+async def tamper_node(backend: Backend, level: int, idx: int) -> None:
+    """Flip one byte of a stored tree node behind the store's back."""
+    if backend.name == "sqlite":
+        assert backend.path is not None
+        sqlite_zero_tree_node(backend.path, "t1", level, idx)
+    else:
+        r = aioredis.Redis.from_url(str(backend.url))
+        await r.setrange(f"ae:ledger:{{t1}}:tree:{level}", idx * 32, b"\x00" * 32)
+        await r.aclose()
+
+
+@pytest.mark.parametrize(("level", "idx", "first_seq"), [(0, 9, 10), (1, 5, 11), (3, 2, 17)])
+async def test_verify_tree_finds_an_altered_node(
+    persistent: Backend, level: int, idx: int, first_seq: int
+) -> None:
+    from alertengine.ledger.tlog import verify_tree
+
+    store = persistent.open()
+    try:
+        await store.append("t1", [draft("t1", i) for i in range(5000)])
+        assert isinstance(store, TreeStore)
+        seen: list[int] = []
+        assert await verify_tree(store, store.scan("t1"), "t1", progress=seen.append) == ""
+        assert sum(seen) == 5000
+        await tamper_node(persistent, level, idx)
+        problem = await verify_tree(store, store.scan("t1"), "t1")
+        assert f"node ({level}, {idx})" in problem and f"seq {first_seq} on" in problem
+        assert (await store.verify("t1")).ok  # the chain walk does not read the tree
+    finally:
+        await store.close()
+
+
+async def test_verify_tree_reports_a_lagging_tree(persistent: Backend) -> None:
+    from alertengine.ledger.tlog import verify_tree
+
+    store = persistent.open()
+    await fill(store, "t1", 7)
+    await store.close()
+    if persistent.name == "sqlite":
+        con = sqlite3.connect(str(persistent.path))
+        con.execute("DROP TABLE ledger_tree")
+        con.close()
+    else:
+        r = aioredis.Redis.from_url(str(persistent.url))
+        for k in [k async for k in r.scan_iter("ae:ledger:{t1}:tree:*")]:
+            await r.delete(k)
+        await r.aclose()
+    store = persistent.open()
+    try:
+        assert isinstance(store, TreeStore)
+        problem = await verify_tree(store, store.scan("t1"), "t1")
+        assert "0 leaves, the chain 7" in problem and "migrate" in problem
+    finally:
+        await store.close()
+
+
+async def _proved_entry() -> tuple[str, InclusionProof, str]:
+    store = MemoryLedgerStore(KEY)
+    await fill(store, "t1", 13)
+    log = tlog(store)
+    (e,) = [x async for x in store.scan("t1") if x.seq == 6]
+    return e.to_json(), await log.inclusion_proof("t1", 6), await log.checkpoint("t1")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_any_changed_byte_of_the_entry_fails_its_proof(data: st.DataObject) -> None:
+    import json
+
+    from alertengine.ledger.chain import Entry
+
+    line, proof, note = asyncio.run(_proved_entry())
+    raw = line.encode()
+    i = data.draw(st.integers(0, len(raw) - 1))
+    new = data.draw(st.integers(0, 255).filter(lambda b: b != raw[i]))
+    changed = raw[:i] + bytes([new]) + raw[i + 1 :]
+    try:
+        entry = Entry.from_dict(json.loads(changed))
+    except (ValueError, KeyError, TypeError):
+        return  # no longer an entry at all
+    if entry.to_json() == line:
+        return  # the same entry written differently (e.g. "1.0" vs "1.00"): same leaf
+    with pytest.raises((ProofError, CheckpointError)):
+        check_inclusion(entry, proof, note, V)

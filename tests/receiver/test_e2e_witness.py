@@ -54,6 +54,7 @@ from alertengine.receiver import (
     fastapi_dependency,
     open_receipt,
 )
+from alertengine.receiver.web import CONSISTENCY_ROUTE
 from alertengine.stores.factory import open_stores
 from tests.support.redis_server import free_port
 
@@ -141,9 +142,9 @@ async def test_replay_runs_once_and_a_rolled_back_log_is_refused(
         proof = await current["log"].consistency_proof(
             "acme", int(q["from_size"]), int(q["to_size"])
         )
-        return JSONResponse(proof.to_dict())
+        return JSONResponse({"proof": proof.to_dict()})  # the tenant API's answer shape
 
-    proofs = Starlette(routes=[Route("/ledger/consistency", consistency)])
+    proofs = Starlette(routes=[Route(CONSISTENCY_ROUTE, consistency)])
 
     rt = await start(db, receiver_port)
     assert isinstance(rt.ledger, TreeStore)

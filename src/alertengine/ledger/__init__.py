@@ -1,4 +1,5 @@
-"""The append-only, hash-chained ledger: one contract, two backends."""
+"""The append-only, hash-chained ledger: one contract, two backends, a Merkle tree per tenant
+(proofs and signed checkpoints: :mod:`alertengine.ledger.tlog`)."""
 
 from alertengine.ledger.base import (
     LedgerConflict,
@@ -6,6 +7,7 @@ from alertengine.ledger.base import (
     LedgerQuery,
     LedgerStore,
     LedgerUnavailable,
+    TreeStore,
 )
 from alertengine.ledger.chain import (
     GENESIS_HASH,
@@ -26,6 +28,7 @@ __all__ = [
     "LedgerQuery",
     "LedgerStore",
     "LedgerUnavailable",
+    "TreeStore",
     "VerifyResult",
     "verify_chain",
 ]

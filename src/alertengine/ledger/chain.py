@@ -232,26 +232,36 @@ _JSON_NATIVE = frozenset((str, int, float, bool, type(None)))
 
 def seal_encoded(draft: EntryDraft, seq: int, prev_hash: str) -> tuple[Entry, str]:
     """:func:`seal`, also returning the canonical JSON of ``data`` (what a store writes)."""
+    e, data_json, _ = seal_text(draft, seq, prev_hash)
+    return e, data_json
+
+
+def seal_text(draft: EntryDraft, seq: int, prev_hash: str) -> tuple[Entry, str, str]:
+    """:func:`seal_encoded`, also returning the canonical entry (:func:`entry_text`).
+
+    The hashed body and the canonical entry share every field but ``hash``, which sorts
+    between ``decision`` and ``incident_id``: both are built from the same two halves.
+    """
     timestamp = _finite(float(draft.timestamp), "timestamp")
     confidence = None if draft.confidence is None else float(draft.confidence)
     data = dict(draft.data)
     data_json = canonical_json(data)
-    body = canonical_body(
-        seq=seq,
-        timestamp=timestamp,
-        tenant_id=draft.tenant_id,
-        incident_id=draft.incident_id,
-        kind=draft.kind,
-        stage=draft.stage,
-        actor=draft.actor,
-        decision=draft.decision,
-        reason=draft.reason,
-        confidence=confidence,
-        policy_version=draft.policy_version,
-        data_json=data_json,
-        prev_hash=prev_hash,
+    incident, stage = draft.incident_id, draft.stage
+    # Exactly canonical_body's text (same checks, same order), cut before "incident_id".
+    head = (
+        f'{{"actor":{_json_str(draft.actor)},"confidence":'
+        f"{'null' if confidence is None else _float_repr(_finite(confidence, 'confidence'))},"
+        f'"data":{_as_str(data_json)},"decision":{_json_str(draft.decision)},'
     )
-    h = body_hash(body)
+    tail = (
+        f'"incident_id":{"null" if incident is None else _json_str(incident)},'
+        f'"kind":{_json_str(draft.kind)},"policy_version":{_json_str(draft.policy_version)},'
+        f'"prev_hash":{_json_str(prev_hash)},"reason":{_json_str(draft.reason)},'
+        f'"seq":{_int_repr(seq)},"stage":{"null" if stage is None else _json_str(stage)},'
+        f'"tenant_id":{_json_str(draft.tenant_id)},"timestamp":{_float_repr(timestamp)}}}'
+    )
+    h = hashlib.sha256((head + tail).encode()).hexdigest()
+    text = f'{head}"hash":"{h}",{tail}'
     # What is hashed must be exactly what any store gives back (keys sorted, as parsed
     # from the canonical JSON): a flat object of str keys and JSON-native values comes
     # back as itself (encoding just succeeded, so every float is finite); anything else
@@ -265,9 +275,9 @@ def seal_encoded(draft: EntryDraft, seq: int, prev_hash: str) -> tuple[Entry, st
             seq=seq,
             timestamp=timestamp,
             tenant_id=draft.tenant_id,
-            incident_id=draft.incident_id,
+            incident_id=incident,
             kind=draft.kind,
-            stage=draft.stage,
+            stage=stage,
             actor=draft.actor,
             decision=draft.decision,
             reason=draft.reason,
@@ -278,11 +288,27 @@ def seal_encoded(draft: EntryDraft, seq: int, prev_hash: str) -> tuple[Entry, st
             hash=h,
         ),
         data_json,
+        text,
     )
 
 
 def seal_many(drafts: Iterable[EntryDraft], head_seq: int, head_hash: str) -> list[Entry]:
     return [e for e, _ in seal_many_encoded(drafts, head_seq, head_hash)]
+
+
+def seal_many_text(
+    drafts: Iterable[EntryDraft], head_seq: int, head_hash: str
+) -> list[tuple[Entry, str, str]]:
+    """:func:`seal_many`, each entry with its ``data`` as canonical JSON and its canonical
+    entry text (what a Merkle leaf hashes, what the Redis stream stores)."""
+    out: list[tuple[Entry, str, str]] = []
+    seq, prev = head_seq, head_hash
+    for d in drafts:
+        seq += 1
+        triple = seal_text(d, seq, prev)
+        out.append(triple)
+        prev = triple[0].hash
+    return out
 
 
 def seal_many_encoded(
@@ -514,7 +540,8 @@ def entry_text(e: Entry, data_json: str | None = None) -> str:
         f'"kind":{_json_str(e.kind)},"policy_version":{_json_str(e.policy_version)},'
         f'"prev_hash":{_json_str(e.prev_hash)},"reason":{_json_str(e.reason)},'
         f'"seq":{_int_repr(seq)},"stage":{"null" if stage is None else _json_str(stage)},'
-        f'"tenant_id":{_json_str(e.tenant_id)},"timestamp":{_float_repr(_finite(ts, "timestamp"))}}}'
+        f'"tenant_id":{_json_str(e.tenant_id)},'
+        f'"timestamp":{_float_repr(_finite(ts, "timestamp"))}}}'
     )
 
 

@@ -124,9 +124,7 @@ class NoteSigner:
     def from_skey(cls, skey: str) -> NoteSigner:
         parts = skey.strip().split("+", 4)  # the base64 part may hold a '+' itself
         if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
-            raise CheckpointError(
-                "a signer key reads PRIVATE+KEY+<name>+<key id hex>+<base64 key>"
-            )
+            raise CheckpointError("a signer key reads PRIVATE+KEY+<name>+<key id hex>+<base64 key>")
         name, kid_hex, blob = parts[2:]
         raw = _b64decode(blob, "the signer key")
         if len(raw) != 33 or raw[0] != ALG_ED25519:
@@ -195,7 +193,9 @@ def open_note(note: str, verifiers: Sequence[NoteVerifier]) -> tuple[str, list[N
         if v is None:
             continue
         if not v.verify(text.encode(), raw[4:]):
-            raise CheckpointError(f"the signature by {name!r} does not verify: the note was altered")
+            raise CheckpointError(
+                f"the signature by {name!r} does not verify: the note was altered"
+            )
         good.append(v)
     if not good:
         names = ", ".join(sorted(v.name for v in verifiers)) or "none given"

@@ -43,14 +43,30 @@ def key_file_path(env: Mapping[str, str], state_dir: Path) -> Path:
     return Path(named) if named else state_dir / KEY_FILE_NAME
 
 
-def write_key_file(path: Path, signer: NoteSigner) -> None:
-    """Write ``signer`` to ``path`` readable by the owner only (atomically, via a rename)."""
+def write_key_file(path: Path, signer: NoteSigner, *, replace: bool = False) -> bool:
+    """Write ``signer`` to ``path``, readable by the owner only, complete or not at all.
+
+    Without ``replace``, an existing file wins (two replicas starting at once end up with
+    one key): returns False and writes nothing.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(signer.skey + "\n")
-    os.replace(tmp, path)
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        if replace:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)  # fails if the file exists: first writer wins
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load_signer(
@@ -84,7 +100,8 @@ def load_signer(
             f"{ENV_CHECKPOINT_KEY_FILE})"
         )
     signer = NoteSigner.generate(name)
-    write_key_file(path, signer)
+    if not write_key_file(path, signer):  # another process made it first: use that one
+        return load_signer(env, state_dir=state_dir, create=False, name=name)
     log.warning(
         "generated a new ledger checkpoint signing key in %s (back it up; publish the "
         "verifier key so auditors can check checkpoints): %s",

@@ -131,23 +131,49 @@ def append_nodes(
     """The perfect-subtree nodes that appending ``leaves`` to a tree of ``size`` creates.
 
     ``get`` returns an already stored node; only the tree's right frontier (the roots of
-    :func:`root_plan` of ``size``) is ever asked for. O(1) amortised per leaf.
+    :func:`root_plan` of ``size``) is asked for. A compact range: O(1) amortised per leaf.
     """
-    made: dict[Coord, bytes] = {}
+    # The frontier's levels fall strictly left to right; a new node merges with the
+    # top while their levels match (binary carry).
+    stack = [(level, get((level, idx))) for level, idx in root_plan(size)]
     out: list[tuple[int, int, bytes]] = []
     i = size
     for h in leaves:
-        made[(0, i)] = h
         out.append((0, i, h))
         level, idx = 0, i
-        while idx & 1:
-            left = made.get((level, idx - 1))
-            h = node_hash(left if left is not None else get((level, idx - 1)), h)
+        while stack and stack[-1][0] == level:
+            h = _sha256(b"\x01" + stack.pop()[1] + h).digest()
             level, idx = level + 1, idx >> 1
-            made[(level, idx)] = h
             out.append((level, idx, h))
+        stack.append((level, h))
         i += 1
     return out
+
+
+def storage_index(level: int, idx: int) -> int:
+    """The node's position in post-order: the order :func:`append_nodes` creates nodes in.
+
+    A store keyed by it writes every append's new nodes at consecutive keys (one B-tree
+    page, not one per level). The node completes when leaf ``m - 1`` is appended,
+    ``m = (idx + 1)·2^level``; before that leaf the tree held ``2(m-1) - popcount(m-1)``
+    nodes, and the leaf's append makes levels 0..level in turn.
+    """
+    m = (idx + 1) << level
+    return 2 * (m - 1) - (m - 1).bit_count() + level
+
+
+def size_from_node_count(total: int) -> int:
+    """The leaf count n of a tree holding ``total`` = 2n - popcount(n) perfect nodes."""
+    lo, hi = 0, total
+    while lo < hi:  # 2n - popcount(n) grows strictly with n: bisect
+        mid = (lo + hi) // 2
+        if 2 * mid - mid.bit_count() < total:
+            lo = mid + 1
+        else:
+            hi = mid
+    if 2 * lo - lo.bit_count() != total:
+        raise ValueError(f"{total} nodes is no complete tree")
+    return lo
 
 
 class MerkleTree:
@@ -201,9 +227,7 @@ def _check_hashes(hashes: Sequence[bytes], what: str) -> None:
             raise ProofError(f"{what}: every hash must be {HASH_SIZE} bytes")
 
 
-def root_from_inclusion_proof(
-    index: int, size: int, leaf: bytes, proof: Sequence[bytes]
-) -> bytes:
+def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
     """RFC 9162 §2.1.3.2: the root that ``proof`` leads to from ``leaf`` at ``index``."""
     if not 0 <= index < size:
         raise ProofError(f"leaf index {index} is outside a tree of size {size}")

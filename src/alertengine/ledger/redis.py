@@ -61,7 +61,7 @@ from alertengine.ledger.chain import (
     body_hash,
     canonical_body,
     canonical_json,
-    seal_many,
+    seal_many_text,
     sign_checkpoint,
 )
 from alertengine.ledger.merkle import Coord, append_nodes, root_plan
@@ -416,18 +416,21 @@ class RedisLedgerStore:
             frontier = await self._frontier(tenant_id, head[0])
             outcomes: list[list[Entry] | LedgerError] = []
             entries: list[Entry] = []
+            texts: list[str] = []
             for p in group:
                 if p.expect_seq is not None and p.expect_seq != h[0]:
                     outcomes.append(LedgerConflict(tenant_id, p.expect_seq, h[0]))
                     continue
                 try:
-                    sealed = seal_many(p.drafts, h[0], h[1])
+                    triples = seal_many_text(p.drafts, h[0], h[1])
                 except (ValueError, TypeError) as exc:
                     outcomes.append(LedgerError(f"cannot seal the entries: {exc}", cause=BAD_ENTRY))
                     continue
+                sealed = [e for e, _, _ in triples]
                 if sealed:
                     h = (sealed[-1].seq, sealed[-1].hash)
                     entries.extend(sealed)
+                    texts.extend(t for _, _, t in triples)
                 outcomes.append(sealed)
             if not entries:
                 if fresh:
@@ -435,7 +438,6 @@ class RedisLedgerStore:
                 head, fresh = await self._read_head(tenant_id), True  # confirm, then decide
                 continue
             cp = sign_checkpoint(self._key, tenant_id, h[0], h[1])
-            texts = [e.to_json() for e in entries]
             made = append_nodes(
                 head[0],
                 [hashlib.sha256(b"\x00" + t.encode()).digest() for t in texts],

@@ -9,10 +9,12 @@
   a commit is in flight are sealed and committed together in the next transaction (group
   commit): one fsync for many callers, each still getting its own entries or its own
   :class:`~alertengine.ledger.base.LedgerConflict`.
-* ``ledger_tree`` holds each tenant's RFC 9162 Merkle tree: every perfect-subtree hash by
-  ``(level, idx)``, written in the same transaction as the entries (append-only too), so
-  a proof is a few point reads. A ledger written before the tree existed gets its tree on
-  the next append (same transaction) or ahead of time with :meth:`build_tree`.
+* ``ledger_tree`` holds each tenant's RFC 9162 Merkle tree: every perfect-subtree hash, in
+  post-order (the order appends create them), one row per append group holding the run of
+  hashes it created from position ``pos`` on, written in the same transaction as the
+  entries (append-only too), so a proof is a few indexed point reads. A ledger written
+  before the tree existed gets its tree on the next append (same transaction) or ahead of
+  time with :meth:`build_tree`.
 * Reads use their own connection on their own thread; ``verify`` opens a fresh one and
   walks the chain inside one read transaction (a consistent snapshot under WAL).
 """
@@ -57,10 +59,16 @@ from alertengine.ledger.chain import (
     canonical_body,
     canonical_json,
     entry_leaf,
-    seal_many_encoded,
+    seal_many_text,
     sign_checkpoint,
 )
-from alertengine.ledger.merkle import Coord, append_nodes, root_plan
+from alertengine.ledger.merkle import (
+    Coord,
+    append_nodes,
+    root_plan,
+    size_from_node_count,
+    storage_index,
+)
 
 T = TypeVar("T")
 
@@ -107,10 +115,9 @@ BEGIN SELECT RAISE(ABORT, 'a ledger head only moves forward'); END;
 CREATE TABLE IF NOT EXISTS ledger_probe (id INTEGER PRIMARY KEY, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS ledger_tree (
     tenant_id TEXT    NOT NULL,
-    level     INTEGER NOT NULL,
-    idx       INTEGER NOT NULL,
-    hash      BLOB    NOT NULL,
-    PRIMARY KEY (tenant_id, level, idx)
+    pos       INTEGER NOT NULL,
+    hashes    BLOB    NOT NULL,
+    PRIMARY KEY (tenant_id, pos)
 ) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS ledger_tree_no_update BEFORE UPDATE ON ledger_tree
 BEGIN SELECT RAISE(ABORT, 'the ledger tree is append-only'); END;
@@ -118,16 +125,28 @@ CREATE TRIGGER IF NOT EXISTS ledger_tree_no_delete BEFORE DELETE ON ledger_tree
 BEGIN SELECT RAISE(ABORT, 'the ledger tree is append-only'); END;
 """
 
-_INSERT_NODE = "INSERT INTO ledger_tree (tenant_id, level, idx, hash) VALUES (?,?,?,?)"
-_TREE_SIZE = "SELECT MAX(idx) FROM ledger_tree WHERE tenant_id = ? AND level = 0"
-_GET_NODE = "SELECT hash FROM ledger_tree WHERE tenant_id = ? AND level = ? AND idx = ?"
+# A row holds a run of up to _RUN nodes an append group created, consecutive in post-order
+# from ``pos``, their hashes concatenated (32 bytes each).
+_RUN = 64
+_INSERT_RUN = "INSERT INTO ledger_tree (tenant_id, pos, hashes) VALUES (?,?,?)"
+_LAST_RUN = (
+    "SELECT pos, length(hashes) FROM ledger_tree WHERE tenant_id = ? ORDER BY pos DESC LIMIT 1"
+)
+_RUN_OF = (
+    "SELECT pos, hashes FROM ledger_tree WHERE tenant_id = ? AND pos <= ? ORDER BY pos DESC LIMIT 1"
+)
 #: Entries per transaction when building the tree of a ledger written before it existed.
 _BUILD_BATCH = 20_000
 
 
 def _tree_size(con: sqlite3.Connection, tenant_id: str) -> int:
-    row = con.execute(_TREE_SIZE, (tenant_id,)).fetchone()
-    return 0 if row is None or row[0] is None else int(row[0]) + 1
+    row = con.execute(_LAST_RUN, (tenant_id,)).fetchone()
+    if row is None:
+        return 0
+    try:
+        return size_from_node_count(int(row[0]) + int(row[1]) // 32)
+    except (TypeError, ValueError):
+        raise LedgerError(f"tenant {tenant_id!r}: the ledger tree is incomplete") from None
 
 
 def _node_getter(
@@ -136,10 +155,12 @@ def _node_getter(
     def get(c: Coord) -> bytes:
         h = cached.get(c)
         if h is None:
-            row = con.execute(_GET_NODE, (tenant_id, c[0], c[1])).fetchone()
-            if row is None:
+            pos = storage_index(*c)
+            row = con.execute(_RUN_OF, (tenant_id, pos)).fetchone()
+            off = 32 * (pos - row[0]) if row is not None else 0
+            if row is None or not isinstance(row[1], bytes) or off + 32 > len(row[1]):
                 raise LedgerError(f"tenant {tenant_id!r}: the ledger tree lacks node {c}")
-            h = bytes(row[0])
+            h = row[1][off : off + 32]
         return h
 
     return get
@@ -155,7 +176,17 @@ def _extend_tree(
     """Insert the nodes ``leaves`` add to the tree of ``size`` (inside the caller's
     transaction); returns the new size and its right frontier."""
     made = append_nodes(size, leaves, _node_getter(con, tenant_id, frontier))
-    con.executemany(_INSERT_NODE, [(tenant_id, lv, ix, h) for lv, ix, h in made])
+    # Consecutive in post-order from the old node count: rows of up to _RUN nodes each
+    # (small enough that reading one node never loads more than a page or so).
+    first = 2 * size - size.bit_count()
+    hashes = [h for _, _, h in made]
+    con.executemany(
+        _INSERT_RUN,
+        [
+            (tenant_id, first + k, b"".join(hashes[k : k + _RUN]))
+            for k in range(0, len(hashes), _RUN)
+        ],
+    )
     new_size = size + len(leaves)
     known = {(lv, ix): h for lv, ix, h in made}
     get = _node_getter(con, tenant_id, {**frontier, **known})
@@ -479,6 +510,7 @@ class SqliteLedgerStore:
         heads: dict[str, tuple[int, str]] = {}
         touched: set[str] = set()
         rows: list[Row] = []
+        new_leaves: dict[str, tuple[int, list[bytes]]] = {}
         try:
             con.execute("BEGIN IMMEDIATE")
             for req in group:
@@ -493,22 +525,24 @@ class SqliteLedgerStore:
                     req.outcome = LedgerConflict(req.tenant_id, req.expect_seq, head[0])
                     continue
                 try:
-                    pairs = seal_many_encoded(req.drafts, head[0], head[1])
+                    triples = seal_many_text(req.drafts, head[0], head[1])
                 except (ValueError, TypeError) as exc:
                     req.outcome = LedgerError(f"cannot seal the entries: {exc}", cause=BAD_ENTRY)
                     continue
-                sealed = [e for e, _ in pairs]
+                sealed = [e for e, _, _ in triples]
                 if sealed:
                     heads[req.tenant_id] = (sealed[-1].seq, sealed[-1].hash)
                     touched.add(req.tenant_id)
-                    rows.extend(_row_of(e, data_json) for e, data_json in pairs)
+                    rows.extend(_row_of(e, data_json) for e, data_json, _ in triples)
+                    grown = new_leaves.setdefault(req.tenant_id, (sealed[0].seq, []))
+                    grown[1].extend(_sha256(b"\x00" + t.encode()).digest() for _, _, t in triples)
                 req.outcome = sealed
             con.executemany(_INSERT, rows)
             if any(req.probe for req in group):
                 con.execute(
                     "INSERT OR REPLACE INTO ledger_probe (id, at) VALUES (1, ?)", (time.time(),)
                 )
-            frontiers = self._grow_trees(con, rows, touched)
+            frontiers = self._grow_trees(con, new_leaves)
             con.executemany(
                 _UPSERT_HEAD,
                 [
@@ -531,16 +565,13 @@ class SqliteLedgerStore:
                     req.outcome = failure
 
     def _grow_trees(
-        self, con: sqlite3.Connection, rows: list[Row], touched: set[str]
+        self, con: sqlite3.Connection, new_leaves: dict[str, tuple[int, list[bytes]]]
     ) -> dict[str, tuple[int, dict[Coord, bytes]]]:
-        """Add the new rows' leaves to their tenants' trees, in the open transaction."""
+        """Add each tenant's new leaves (its first new seq, their hashes) to its tree, in
+        the open transaction; returns the new sizes and frontiers (cached on commit)."""
         out: dict[str, tuple[int, dict[Coord, bytes]]] = {}
-        by_tenant: dict[str, list[Row]] = {}
-        for r in rows:
-            by_tenant.setdefault(r[0], []).append(r)
-        for t in sorted(touched):
-            new = by_tenant[t]
-            first_seq = new[0][1]
+        for t in sorted(new_leaves):
+            first_seq, leaves = new_leaves[t]
             size = _tree_size(con, t)
             cached = self._frontiers.get(t)
             frontier = cached[1] if cached is not None and cached[0] == size else {}
@@ -550,14 +581,6 @@ class SqliteLedgerStore:
                 raise LedgerError(
                     f"tenant {t!r}: the ledger tree has {size} leaves, the chain {first_seq - 1}"
                 )
-            leaves = [
-                entry_leaf(
-                    Entry(r[1], r[2], r[0], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
-                          {}, r[12], r[13]),
-                    r[11],
-                )
-                for r in new
-            ]
             out[t] = _extend_tree(con, t, size, leaves, frontier)
         return out
 

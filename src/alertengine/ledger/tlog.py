@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,10 +29,14 @@ from alertengine.ledger.checkpoint import (
     split_notes,
 )
 from alertengine.ledger.merkle import (
+    EMPTY_ROOT,
+    Coord,
     ProofError,
     assemble,
     consistency_plan,
+    fold,
     inclusion_plan,
+    node_hash,
     plan_coords,
     root_of,
     root_plan,
@@ -311,3 +316,142 @@ async def check_witnessed(
             continue
         out.append(WitnessFinding(i, True, head.size))
     return out
+
+
+# --- key rotation, ledgered ------------------------------------------------------------------
+
+#: The ledger entry kind that records a checkpoint key rotation.
+ROTATION_KIND = "checkpoint-key"
+
+
+def _rotation_message(old_vkey: str, new_vkey: str) -> bytes:
+    return f"alertengine checkpoint key rotation\n{old_vkey}\n{new_vkey}\n".encode()
+
+
+def rotation_data(old: NoteSigner, new: NoteSigner) -> dict[str, str]:
+    """What a rotation entry holds: both verifier keys, each signing the pair.
+
+    The old key's signature says its holder handed over to the new key; the new key's
+    says the new holder accepts the log's history. Public keys and signatures only.
+    """
+    msg = _rotation_message(old.verifier.vkey, new.verifier.vkey)
+    return {
+        "old_key": old.verifier.vkey,
+        "new_key": new.verifier.vkey,
+        "old_signature": _b64(old.sign(msg)),
+        "new_signature": _b64(new.sign(msg)),
+    }
+
+
+def keys_from_rotations(
+    rotations: Sequence[Mapping[str, Any]], current: NoteVerifier
+) -> list[NoteVerifier]:
+    """Every key the log has used, trusted back from ``current`` through rotation records.
+
+    Walking newest first: a record whose new key is already trusted and whose two
+    signatures verify makes its old key trusted too (so checkpoints a witness saw before a
+    rotation still verify). A record that does not verify breaks the walk there.
+    """
+    trusted = [current]
+    for data in reversed(rotations):
+        try:
+            old = NoteVerifier.from_vkey(str(data["old_key"]))
+            new = NoteVerifier.from_vkey(str(data["new_key"]))
+            msg = _rotation_message(old.vkey, new.vkey)
+            ok = (
+                any(t.vkey == new.vkey for t in trusted)
+                and old.verify(msg, _unb64(data["old_signature"], "old_signature"))
+                and new.verify(msg, _unb64(data["new_signature"], "new_signature"))
+            )
+        except (KeyError, CheckpointError, ProofError):
+            break
+        if not ok:
+            break
+        if all(t.vkey != old.vkey for t in trusted):
+            trusted.append(old)
+    return trusted
+
+
+# --- the stored tree against the entries -------------------------------------------------
+
+
+class RootAccumulator:
+    """The RFC 9162 root of a stream of leaves, in O(log n) memory (a compact range).
+
+    ``made`` collects every perfect-subtree node as it completes (for a caller to compare
+    with stored nodes and then clear).
+    """
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[tuple[int, bytes]] = []  # (level, hash), levels strictly falling
+        self.made: list[tuple[Coord, bytes]] = []
+
+    def add(self, leaf: bytes) -> None:
+        level, h, idx = 0, leaf, self.size
+        self.made.append(((0, idx), h))
+        while self._stack and self._stack[-1][0] == level:
+            _, left = self._stack.pop()
+            h, level, idx = node_hash(left, h), level + 1, idx >> 1
+            self.made.append(((level, idx), h))
+        self._stack.append((level, h))
+        self.size += 1
+
+    def root(self) -> bytes:
+        return fold([h for _, h in self._stack]) if self._stack else EMPTY_ROOT
+
+
+#: Leaves between two comparisons of computed with stored nodes in :func:`verify_tree`.
+_TREE_BATCH = 4096
+
+
+async def verify_tree(
+    store: TreeStore,
+    entries: AsyncIterator[Entry],
+    tenant_id: str,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> str:
+    """Recompute the tenant's tree from its entries and compare every stored node with it.
+
+    Returns "" if the stored tree (its size and every perfect-subtree node, hence every
+    root and proof) matches the entries, else the first difference. The chain walk does
+    not read the tree; this does, at the cost of a second pass over the entries.
+    """
+    acc = RootAccumulator()
+    stored_size = await store.tree_size(tenant_id)
+
+    async def compare() -> str:
+        made = [(c, h) for c, h in acc.made if (c[1] + 1) << c[0] <= stored_size]
+        acc.made.clear()
+        if not made:
+            return ""
+        try:
+            stored = await store.tree_nodes(tenant_id, [c for c, _ in made])
+        except LedgerError as exc:
+            return str(exc)
+        for c, h in made:
+            if not hmac.compare_digest(stored[c], h):
+                first = (c[1] << c[0]) + 1
+                return (
+                    f"stored tree node {c} does not match the entries (the tree was altered;"
+                    f" proofs over entries from seq {first} on would fail)"
+                )
+        return ""
+
+    async for e in entries:
+        acc.add(entry_leaf(e))
+        if acc.size % _TREE_BATCH == 0:
+            if problem := await compare():
+                return problem
+            if progress is not None:
+                progress(_TREE_BATCH)
+    if problem := await compare():
+        return problem
+    if progress is not None:
+        progress(acc.size % _TREE_BATCH)
+    if stored_size != acc.size:
+        return f"the tree holds {stored_size} leaves, the chain {acc.size} entries" + (
+            " (run `alertengine ledger migrate`)" if stored_size < acc.size else ""
+        )
+    return ""

@@ -12,12 +12,14 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import BaseRoute, Route
 
 from alertengine.alertmanager import PayloadError, parse_notification
 from alertengine.incidents import IncidentState
 from alertengine.ledger import LedgerError, LedgerQuery
+from alertengine.ledger.checkpoint import NoteSigner
+from alertengine.ledger.tlog import TransparencyLog
 from alertengine.orchestrator.http import bool_param, float_param, int_param, json_body
 from alertengine.orchestrator.service import Orchestrator
 from alertengine.tenants import (
@@ -60,10 +62,32 @@ def incident_json(s: IncidentState) -> dict[str, Any]:
 
 
 class OrchestratorAPI:
-    def __init__(self, orch: Orchestrator, registry: TenantRegistry, admin_key: str | None) -> None:
+    def __init__(
+        self,
+        orch: Orchestrator,
+        registry: TenantRegistry,
+        admin_key: str | None,
+        checkpoint_signer: NoteSigner | None = None,
+    ) -> None:
         self.orch = orch
         self.registry = registry
         self.admin_key = admin_key
+        self._signer = checkpoint_signer
+
+    @property
+    def tlog(self) -> TransparencyLog:
+        """Checkpoints and proofs; the signing key is loaded (or, on a first start, made)
+        once, as docs/ledger.md says, on the first request that needs it."""
+        if self._signer is None:
+            from alertengine.ledger.keys import load_signer, state_dir_for
+            from alertengine.ledger.tools import store_url_from_env
+
+            self._signer = load_signer(state_dir=state_dir_for(store_url_from_env()))
+        from alertengine.ledger.base import TreeStore
+
+        if not isinstance(self.orch.ledger, TreeStore):
+            raise HTTPException(501, "this ledger store keeps no Merkle tree")
+        return TransparencyLog(self.orch.ledger, self._signer)
 
     async def principal(self, request: Request) -> Principal:
         return await authenticate_request(request, self.registry, self.admin_key)
@@ -157,6 +181,57 @@ class OrchestratorAPI:
         result = await self.orch.ledger.verify(tenant)
         return JSONResponse(result.to_dict(), status_code=200 if result.ok else 409)
 
+    async def ledger_public_key(self, request: Request) -> JSONResponse:
+        """The verifier key of the log's checkpoints: public, the same for every tenant."""
+        log = self.tlog
+        return JSONResponse({"public_key": log.verifier.vkey, "origin_prefix": f"{log.log_name}/"})
+
+    async def ledger_checkpoint(self, request: Request) -> PlainTextResponse:
+        """The tenant's current tree head, as a signed C2SP checkpoint (text/plain)."""
+        tenant = await self.tenant_of(request)
+        return PlainTextResponse(await self.tlog.checkpoint(tenant))
+
+    async def ledger_inclusion_proof(self, request: Request) -> JSONResponse:
+        tenant = await self.tenant_of(request)
+        log = self.tlog
+        seq = int_param(request, "seq", 0, lo=1, hi=2**62)
+        if seq == 0:
+            raise HTTPException(400, "query parameter 'seq' is required")
+        size = int_param(request, "tree_size", 0, lo=1, hi=2**62) or None
+        try:
+            proof = await log.inclusion_proof(tenant, seq, size)
+        except LedgerError as exc:
+            raise HTTPException(404, str(exc)) from None
+        entries = await self.orch.ledger.read(
+            LedgerQuery(tenant_id=tenant, after_seq=seq - 1, limit=1)
+        )
+        return JSONResponse(
+            {
+                "proof": proof.to_dict(),
+                "entry": entries[0].to_dict() if entries else None,
+                "checkpoint": await log.checkpoint(tenant, proof.tree_size),
+            }
+        )
+
+    async def ledger_consistency_proof(self, request: Request) -> JSONResponse:
+        tenant = await self.tenant_of(request)
+        log = self.tlog
+        if not request.query_params.get("from_size"):
+            raise HTTPException(400, "query parameter 'from_size' is required")
+        old = int_param(request, "from_size", 0, lo=0, hi=2**62)
+        new = int_param(request, "to_size", -1, lo=0, hi=2**62)
+        try:
+            proof = await log.consistency_proof(tenant, old, None if new < 0 else new)
+        except LedgerError as exc:
+            raise HTTPException(404, str(exc)) from None
+        return JSONResponse(
+            {
+                "proof": proof.to_dict(),
+                "old_checkpoint": await log.checkpoint(tenant, proof.from_size),
+                "checkpoint": await log.checkpoint(tenant, proof.to_size),
+            }
+        )
+
     async def status(self, request: Request) -> JSONResponse:
         p = await self.principal(request)
         if not p.authenticated:
@@ -207,6 +282,10 @@ class OrchestratorAPI:
             Route("/incidents/{incident_id}", self.get_incident, methods=["GET"]),
             Route("/ledger", self.ledger_page, methods=["GET"]),
             Route("/ledger/verify", self.ledger_verify, methods=["GET"]),
+            Route("/ledger/public-key", self.ledger_public_key, methods=["GET"]),
+            Route("/ledger/checkpoint", self.ledger_checkpoint, methods=["GET"]),
+            Route("/ledger/proof/inclusion", self.ledger_inclusion_proof, methods=["GET"]),
+            Route("/ledger/proof/consistency", self.ledger_consistency_proof, methods=["GET"]),
             Route("/__alertengine/status", self.status, methods=["GET"]),
             Route("/intake/health", self.intake_health, methods=["POST"]),
             Route("/intake/alertmanager", self.intake_alertmanager, methods=["POST"]),

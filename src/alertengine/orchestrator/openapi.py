@@ -319,6 +319,73 @@ def _operations() -> dict[str, dict[str, Schema]]:
                 tags=["tenant"],
             )
         },
+        "/ledger/public-key": {
+            "get": _op(
+                "The verifier key the ledger's checkpoints are signed with (C2SP note vkey)",
+                {"200": _json(OBJECT, "`{public_key, origin_prefix}`.")},
+                security=[{}],
+                tags=["ledger"],
+            )
+        },
+        "/ledger/checkpoint": {
+            "get": _op(
+                "The tenant's tree head as a signed C2SP tlog-checkpoint note",
+                {
+                    "200": {
+                        "description": "The signed note.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    **read_errors,
+                },
+                parameters=[TENANT_PARAM],
+                security=TENANT_AUTH,
+                tags=["ledger"],
+            )
+        },
+        "/ledger/proof/inclusion": {
+            "get": _op(
+                "RFC 9162 inclusion proof of one entry, with the entry and the checkpoint",
+                {
+                    "200": _json(OBJECT, "`{proof, entry, checkpoint}`."),
+                    **_errors(400, 401, 403, 404, 503),
+                },
+                parameters=[
+                    TENANT_PARAM,
+                    _param("seq", "query", {"type": "integer", "minimum": 1}, "The entry.", True),
+                    _param(
+                        "tree_size",
+                        "query",
+                        {"type": "integer", "minimum": 1},
+                        "Prove against this tree size (default: the current one).",
+                    ),
+                ],
+                security=TENANT_AUTH,
+                tags=["ledger"],
+            )
+        },
+        "/ledger/proof/consistency": {
+            "get": _op(
+                "RFC 9162 consistency proof between two tree sizes, with both checkpoints",
+                {
+                    "200": _json(OBJECT, "`{proof, old_checkpoint, checkpoint}`."),
+                    **_errors(400, 401, 403, 404, 503),
+                },
+                parameters=[
+                    TENANT_PARAM,
+                    _param(
+                        "from_size", "query", {"type": "integer", "minimum": 0}, "Older size.", True
+                    ),
+                    _param(
+                        "to_size",
+                        "query",
+                        {"type": "integer", "minimum": 0},
+                        "Newer size (default: the current one).",
+                    ),
+                ],
+                security=TENANT_AUTH,
+                tags=["ledger"],
+            )
+        },
         "/ledger/verify": {
             "get": _op(
                 "Verify the tenant's hash chain and signed head",

@@ -28,7 +28,7 @@ from alertengine.ledger.tlog import ConsistencyProof
 from alertengine.receiver.core import Answer, Receiver
 
 #: The orchestrator's tenant API route for consistency proofs (tenant from the API key).
-CONSISTENCY_ROUTE = "/ledger/consistency"
+CONSISTENCY_ROUTE = "/ledger/proof/consistency"
 
 Action = Callable[[dict[str, Any]], "Awaitable[None] | None"]
 
@@ -63,9 +63,10 @@ def starlette_endpoint(
 
 
 class HttpConsistencyFetcher:
-    """Fetch consistency proofs from the orchestrator: ``GET {base_url}/ledger/consistency
-    ?from_size=A&to_size=B`` with the tenant's API key (the answer is
-    :meth:`ConsistencyProof.to_dict`)."""
+    """Fetch consistency proofs from the orchestrator: ``GET {base_url}/ledger/proof/consistency
+    ?from_size=A&to_size=B`` with the tenant's API key (the answer's ``proof`` is
+    :meth:`ConsistencyProof.to_dict`; its checkpoints are not trusted: the receiver checks the
+    proof against the checkpoint that came signed with the call)."""
 
     def __init__(
         self,
@@ -91,7 +92,8 @@ class HttpConsistencyFetcher:
             async with httpx.AsyncClient(timeout=self.timeout_s) as client:
                 r = await client.get(self.url, params=params, headers=self.headers)
         r.raise_for_status()
-        proof = ConsistencyProof.from_dict(r.json())
+        body = r.json()
+        proof = ConsistencyProof.from_dict(body["proof"] if "proof" in body else body)
         if proof.tenant_id and proof.tenant_id != tenant_id:
             raise ValueError(f"the proof is for tenant {proof.tenant_id!r}, not {tenant_id!r}")
         return proof
