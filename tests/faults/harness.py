@@ -227,7 +227,7 @@ class Deployment:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """An ``alertengine`` command on the same store, as an operator would run it."""
         return subprocess.run(
-            [sys.executable, "-m", "alertengine", *args, "--url", self.url],
+            [sys.executable, "-m", "alertengine", *args, "--store-url", self.url],
             cwd=ROOT,
             env={**os.environ, **SECRETS},
             capture_output=True,

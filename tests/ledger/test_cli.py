@@ -40,7 +40,7 @@ def fill(path: Path) -> list[Entry]:
 def test_verify_ok_prints_head_and_count_per_tenant(tmp_path: Path) -> None:
     path = tmp_path / "ae.db"
     acme = fill(path)
-    res = runner.invoke(app, ["ledger", "verify", "--url", f"sqlite:///{path}"], env=ENV)
+    res = runner.invoke(app, ["ledger", "verify", "--store-url", f"sqlite:///{path}"], env=ENV)
     assert res.exit_code == 0, res.output
     assert "OK" in res.output and "acme: 30 entries" in res.output
     assert acme[-1].hash in res.output
@@ -57,7 +57,7 @@ def test_verify_names_the_first_bad_seq_and_exits_1(tmp_path: Path) -> None:
     )
     con.close()
     res = runner.invoke(
-        app, ["ledger", "verify", "--tenant", "acme", "--url", f"sqlite:///{path}"], env=ENV
+        app, ["ledger", "verify", "--tenant", "acme", "--store-url", f"sqlite:///{path}"], env=ENV
     )
     assert res.exit_code == 1
     assert "first bad seq 17" in res.output and "altered" in res.output
@@ -68,7 +68,7 @@ def test_verify_refuses_without_a_key_and_says_how(tmp_path: Path) -> None:
     fill(path)
     res = runner.invoke(
         app,
-        ["ledger", "verify", "--url", f"sqlite:///{path}"],
+        ["ledger", "verify", "--store-url", f"sqlite:///{path}"],
         env={"ALERTENGINE_LEDGER_KEY": ""},
     )
     assert res.exit_code == 2
@@ -80,7 +80,7 @@ def test_verify_with_the_wrong_key_fails(tmp_path: Path) -> None:
     fill(path)
     res = runner.invoke(
         app,
-        ["ledger", "verify", "--url", f"sqlite:///{path}"],
+        ["ledger", "verify", "--store-url", f"sqlite:///{path}"],
         env={"ALERTENGINE_LEDGER_KEY": "not the key"},
     )
     assert res.exit_code == 1
@@ -89,7 +89,7 @@ def test_verify_with_the_wrong_key_fails(tmp_path: Path) -> None:
 
 def test_a_missing_file_is_an_error_not_a_new_ledger(tmp_path: Path) -> None:
     res = runner.invoke(
-        app, ["ledger", "verify", "--url", f"sqlite:///{tmp_path / 'nope.db'}"], env=ENV
+        app, ["ledger", "verify", "--store-url", f"sqlite:///{tmp_path / 'nope.db'}"], env=ENV
     )
     assert res.exit_code == 2
     assert not (tmp_path / "nope.db").exists()
@@ -111,7 +111,7 @@ def test_verify_a_redis_ledger(redis_server: RedisServer) -> None:
         await store.close()
 
     asyncio.run(go())
-    res = runner.invoke(app, ["ledger", "verify", "--url", redis_server.url], env=ENV)
+    res = runner.invoke(app, ["ledger", "verify", "--store-url", redis_server.url], env=ENV)
     assert res.exit_code == 0, res.output
     assert "acme: 12 entries" in res.output
 
@@ -122,7 +122,7 @@ def test_export_jsonl_is_the_chain_itself(tmp_path: Path) -> None:
     out = tmp_path / "acme.jsonl"
     res = runner.invoke(
         app,
-        ["ledger", "export", "--tenant", "acme", "--out", str(out), "--url", f"sqlite:///{path}"],
+        ["ledger", "export", "--tenant", "acme", "--out", str(out), "--store-url", f"sqlite:///{path}"],
         env=ENV,
     )
     assert res.exit_code == 0, res.output
@@ -149,7 +149,7 @@ def test_export_csv_with_filters(tmp_path: Path) -> None:
             str(acme[3].timestamp),
             "--until",
             str(acme[20].timestamp),
-            "--url",
+            "--store-url",
             f"sqlite:///{path}",
         ],
         env=ENV,
@@ -167,7 +167,7 @@ def test_export_time_window_without_incident(tmp_path: Path) -> None:
     acme = fill(path)
     res = runner.invoke(
         app,
-        ["ledger", "export", "--since", "2023-11-14T22:13:25Z", "--url", f"sqlite:///{path}"],
+        ["ledger", "export", "--since", "2023-11-14T22:13:25Z", "--store-url", f"sqlite:///{path}"],
         env=ENV,
     )
     assert res.exit_code == 0, res.output
@@ -181,7 +181,7 @@ def test_export_time_window_without_incident(tmp_path: Path) -> None:
 def test_export_refuses_unknown_format(tmp_path: Path) -> None:
     path = tmp_path / "ae.db"
     fill(path)
-    res = runner.invoke(app, ["ledger", "export", "--format", "xml", "--url", f"sqlite:///{path}"])
+    res = runner.invoke(app, ["ledger", "export", "--format", "xml", "--store-url", f"sqlite:///{path}"])
     assert res.exit_code == 2
 
 

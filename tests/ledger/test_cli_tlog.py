@@ -59,10 +59,10 @@ def test_public_key_needs_a_key_and_prints_the_verifier_key(
     tmp_path: Path, sqlite_url: str
 ) -> None:
     append(sqlite_url, "acme", 0, 3)
-    rc, out = ledger("public-key", "--url", sqlite_url)
+    rc, out = ledger("public-key", "--store-url", sqlite_url)
     assert rc == 2 and "first start" in out
     signer = load_signer(state_dir=tmp_path)  # what the orchestrator's first start does
-    rc, out = ledger("public-key", "--url", sqlite_url)
+    rc, out = ledger("public-key", "--store-url", sqlite_url)
     assert rc == 0 and out.strip() == signer.verifier.vkey
     assert "PRIVATE" not in out
 
@@ -71,7 +71,7 @@ def test_prove_and_check_proof_offline(tmp_path: Path, sqlite_url: str) -> None:
     append(sqlite_url, "acme", 0, 30)
     vkey = load_signer(state_dir=tmp_path).verifier.vkey
     proof_file = tmp_path / "p.json"
-    rc, out = ledger("prove", "--tenant", "acme", "--seq", "7", "--url", sqlite_url,
+    rc, out = ledger("prove", "--tenant", "acme", "--seq", "7", "--store-url", sqlite_url,
                      "--out", str(proof_file))  # fmt: skip
     assert rc == 0, out
     bundle = json.loads(proof_file.read_text())
@@ -116,21 +116,21 @@ def test_consistency_proof_round_trip(tmp_path: Path, sqlite_url: str) -> None:
     vkey = load_signer(state_dir=tmp_path).verifier.vkey
     proof_file = tmp_path / "c.json"
     rc, out = ledger("prove", "--tenant", "acme", "--from-size", "11", "--to-size", "29",
-                     "--url", sqlite_url, "--out", str(proof_file))  # fmt: skip
+                     "--store-url", sqlite_url, "--out", str(proof_file))  # fmt: skip
     assert rc == 0, out
     rc, out = ledger("check-proof", str(proof_file), "--public-key", vkey)
     assert rc == 0 and "size 11 is a prefix of the tree of size 29" in out
     # Against a checkpoint of another size than the proof's: refused.
     other = tmp_path / "cp.txt"
-    rc, out = ledger("checkpoint", "--tenant", "acme", "--url", sqlite_url)
+    rc, out = ledger("checkpoint", "--tenant", "acme", "--store-url", sqlite_url)
     other.write_text(out)
     rc, out = ledger(
         "check-proof", str(proof_file), "--public-key", vkey, "--checkpoint", str(other)
     )
     assert rc == 1 and "29" in out and "30" in out
-    rc, out = ledger("prove", "--tenant", "acme", "--url", sqlite_url)
+    rc, out = ledger("prove", "--tenant", "acme", "--store-url", sqlite_url)
     assert rc == 2 and "exactly one" in out
-    rc, out = ledger("prove", "--tenant", "acme", "--seq", "31", "--url", sqlite_url)
+    rc, out = ledger("prove", "--tenant", "acme", "--seq", "31", "--store-url", sqlite_url)
     assert rc == 2 and "no entry 31" in out
 
 
@@ -155,16 +155,16 @@ def test_verify_witness_catches_a_rollback_on_sqlite(tmp_path: Path, sqlite_url:
     append(sqlite_url, "acme", 0, 20)
     path, copy = take_sqlite_copy(sqlite_url)
     append(sqlite_url, "acme", 20, 10)
-    rc, note = ledger("checkpoint", "--tenant", "acme", "--url", sqlite_url)
+    rc, note = ledger("checkpoint", "--tenant", "acme", "--store-url", sqlite_url)
     witness = tmp_path / "witness.txt"
     witness.write_text(note)
-    rc, out = ledger("verify", "--url", sqlite_url, "--witness", str(witness))
+    rc, out = ledger("verify", "--store-url", sqlite_url, "--witness", str(witness))
     assert rc == 0 and "prefix of the current tree" in out
 
     restore_sqlite_copy(path, copy)  # 20 of 30 entries, with its own signed head
-    rc, out = ledger("verify", "--url", sqlite_url)
+    rc, out = ledger("verify", "--store-url", sqlite_url)
     assert rc == 0, out  # the hash chain alone cannot tell
-    rc, out = ledger("verify", "--url", sqlite_url, "--witness", str(witness))
+    rc, out = ledger("verify", "--store-url", sqlite_url, "--witness", str(witness))
     assert rc == 1 and "rolled back or truncated" in out and "size 30" in out
 
 
@@ -178,10 +178,10 @@ def test_verify_witness_catches_a_rollback_and_a_fork_on_redis(
     r = redis_sync.Redis.from_url(url)
     saved = {k: r.dump(k) for k in r.scan_iter("ae:ledger:*")}
     append(url, "acme", 20, 10)
-    _, note = ledger("checkpoint", "--tenant", "acme", "--url", url, env=env)
+    _, note = ledger("checkpoint", "--tenant", "acme", "--store-url", url, env=env)
     witness = tmp_path / "witness.json"
     witness.write_text(json.dumps([note]))  # the JSON-list form
-    rc, out = ledger("verify", "--url", url, "--witness", str(witness), env=env)
+    rc, out = ledger("verify", "--store-url", url, "--witness", str(witness), env=env)
     assert rc == 0, out
 
     def restore() -> None:
@@ -190,16 +190,16 @@ def test_verify_witness_catches_a_rollback_and_a_fork_on_redis(
             r.restore(k, 0, v)
 
     restore()
-    rc, out = ledger("verify", "--url", url, env=env)
+    rc, out = ledger("verify", "--store-url", url, env=env)
     assert rc == 0, out
-    rc, out = ledger("verify", "--url", url, "--witness", str(witness), env=env)
+    rc, out = ledger("verify", "--store-url", url, "--witness", str(witness), env=env)
     assert rc == 1 and "rolled back or truncated" in out
 
     append(url, "acme", 20, 15, tag=" (rewritten)")  # size 35, another history
-    rc, out = ledger("verify", "--url", url, env=env)
+    rc, out = ledger("verify", "--store-url", url, env=env)
     assert rc == 0, out
     rc, out = ledger(
-        "verify", "--url", url, "--witness", str(witness), "--public-key",
+        "verify", "--store-url", url, "--witness", str(witness), "--public-key",
         signer.verifier.vkey, env={"ALERTENGINE_CHECKPOINT_KEY": ""},
     )  # fmt: skip
     assert rc == 1 and "not a prefix" in out
@@ -211,15 +211,15 @@ def test_rotation_is_ledgered_and_old_checkpoints_still_verify(
 ) -> None:
     old = load_signer(state_dir=tmp_path)
     append(sqlite_url, "acme", 0, 5)
-    _, note = ledger("checkpoint", "--tenant", "acme", "--url", sqlite_url)
+    _, note = ledger("checkpoint", "--tenant", "acme", "--store-url", sqlite_url)
     witness = tmp_path / "w.txt"
     witness.write_text(note)
-    rc, out = ledger("rotate-checkpoint-key", "--url", sqlite_url)
+    rc, out = ledger("rotate-checkpoint-key", "--store-url", sqlite_url)
     assert rc == 0, out
     new = load_signer(state_dir=tmp_path)
     assert new.verifier.vkey != old.verifier.vkey and new.verifier.vkey in out
     assert (tmp_path / f"checkpoint.key.{old.verifier.key_id.hex()}.old").exists()
-    rc, out = ledger("public-key", "--url", sqlite_url)
+    rc, out = ledger("public-key", "--store-url", sqlite_url)
     assert out.strip() == new.verifier.vkey
     # The rotation entry: public keys and signatures, no private key.
     con = sqlite3.connect(sqlite_url[len("sqlite:///") :])
@@ -229,12 +229,12 @@ def test_rotation_is_ledgered_and_old_checkpoints_still_verify(
     con.close()
     assert old.verifier.vkey in data and new.verifier.vkey in data and "PRIVATE" not in data
     # The checkpoint signed by the old key verifies through the ledgered rotation.
-    rc, out = ledger("verify", "--url", sqlite_url, "--witness", str(witness))
+    rc, out = ledger("verify", "--store-url", sqlite_url, "--witness", str(witness))
     assert rc == 0 and "prefix of the current tree" in out, out
     # A key the ledger never handed over to does not.
     stranger = NoteSigner.generate("alertengine")
     rc, out = ledger(
-        "verify", "--url", sqlite_url, "--witness", str(witness),
+        "verify", "--store-url", sqlite_url, "--witness", str(witness),
         "--public-key", stranger.verifier.vkey,
     )  # fmt: skip
     assert rc == 1 and "invalid" in out
@@ -243,25 +243,25 @@ def test_rotation_is_ledgered_and_old_checkpoints_still_verify(
 def test_migrate_builds_the_tree_of_an_old_ledger(tmp_path: Path, sqlite_url: str) -> None:
     load_signer(state_dir=tmp_path)
     append(sqlite_url, "acme", 0, 40)
-    _, before = ledger("checkpoint", "--tenant", "acme", "--url", sqlite_url)
+    _, before = ledger("checkpoint", "--tenant", "acme", "--store-url", sqlite_url)
     con = sqlite3.connect(sqlite_url[len("sqlite:///") :])
     con.execute("DROP TABLE ledger_tree")
     con.close()
-    rc, out = ledger("migrate", "--url", sqlite_url)
+    rc, out = ledger("migrate", "--store-url", sqlite_url)
     assert rc == 0 and "acme: 40 leaves added" in out
-    _, after = ledger("checkpoint", "--tenant", "acme", "--url", sqlite_url)
+    _, after = ledger("checkpoint", "--tenant", "acme", "--store-url", sqlite_url)
     assert before.split("\n")[:3] == after.split("\n")[:3]
-    rc, out = ledger("migrate", "--url", sqlite_url)
+    rc, out = ledger("migrate", "--store-url", sqlite_url)
     assert "already complete" in out
 
 
 def test_verify_tree_checks_the_stored_tree(tmp_path: Path, sqlite_url: str) -> None:
     append(sqlite_url, "acme", 0, 12)
-    rc, out = ledger("verify", "--tree", "--url", sqlite_url)
+    rc, out = ledger("verify", "--tree", "--store-url", sqlite_url)
     assert rc == 0 and "Merkle tree of 12 leaves matches" in out
     # node (2, 1): leaves 4..7
     sqlite_zero_tree_node(Path(sqlite_url[len("sqlite:///") :]), "acme", 2, 1)
-    rc, out = ledger("verify", "--url", sqlite_url)
+    rc, out = ledger("verify", "--store-url", sqlite_url)
     assert rc == 0  # the chain is intact
-    rc, out = ledger("verify", "--tree", "--url", sqlite_url)
+    rc, out = ledger("verify", "--tree", "--store-url", sqlite_url)
     assert rc == 1 and "node (2, 1)" in out and "seq 5 on" in out
