@@ -168,7 +168,8 @@ class Simulation:
                     id=sc.tenant,
                     name=sc.name,
                     approvers=[
-                        ChannelConfig(channel=a.channel, address=a.id) for a in sc.approvers
+                        ChannelConfig(channel=a.channel, address=a.id, identity=a.id)
+                        for a in sc.approvers
                     ],
                 )
             ]
