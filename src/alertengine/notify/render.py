@@ -59,6 +59,8 @@ class IncidentMessage:
     approve_url: str = ""
     #: In-chat approval (Telegram), e.g. ``approve:<token-id>``; empty: link only.
     approve_callback: str = ""
+    #: In-chat acknowledge ("I'm on it"), e.g. ``ack:<token-id>``; empty: no such button.
+    ack_callback: str = ""
     expires_at: float | None = None
     #: The recovery action approval would run (the tenant's webhook action).
     action: str = ""
@@ -71,7 +73,7 @@ class IncidentMessage:
 class RenderedMessage:
     tenant_id: str
     incident_id: str
-    kind: Literal["incident", "dissent"]
+    kind: Literal["incident", "dissent", "notice"]
     title: str
     #: Plain text (WhatsApp, SMS-like channels, fallbacks).
     text: str
@@ -79,6 +81,18 @@ class RenderedMessage:
     html: str
     approve_url: str = ""
     buttons: tuple[Button, ...] = field(default=())
+    #: The approval link's id (jti) this message carries, for channels whose buttons name it
+    #: (WhatsApp quick replies, a voice call's keypad); empty for notices.
+    ref: str = ""
+    #: A few words for a voice call or a template variable ("checkout degraded").
+    summary: str = ""
+
+
+def notice(tenant_id: str, incident_id: str, text: str) -> RenderedMessage:
+    """A plain follow-up ("Alice is on it"): no link, no button."""
+    return RenderedMessage(
+        tenant_id, incident_id, "notice", text, text, html.escape(text), summary=text
+    )
 
 
 def _secs(ms: float) -> str:
@@ -220,6 +234,8 @@ def _approve_buttons(m: IncidentMessage) -> list[Button]:
         buttons.append(Button("✅ Approve fix", url=m.approve_url))
     if m.approve_callback:
         buttons.append(Button("✅ Approve here", callback_data=m.approve_callback))
+    if m.ack_callback:
+        buttons.append(Button("👀 I'm on it", callback_data=m.ack_callback))
     return buttons
 
 
