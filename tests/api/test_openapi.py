@@ -34,6 +34,7 @@ SCHEMES = {
     "approvalToken",
     "telegramSecret",
     "githubSignature",
+    "twilioSignature",
     "dashboardSession",
     "enrollmentToken",
 }
@@ -97,6 +98,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "TELEGRAM_BOT_TOKEN": "123456:ABC-openapi-test",
         "TELEGRAM_WEBHOOK_SECRET": TG_SECRET,
         "TELEGRAM_API_BASE": "http://127.0.0.1:9",
+        "TWILIO_AUTH_TOKEN": "twilio-auth-token-for-openapi",
     }
     proc = Proc(
         [sys.executable, "-m", "alertengine", "serve", "--config", str(cfg), "--port", str(port),
