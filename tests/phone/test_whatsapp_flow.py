@@ -127,7 +127,15 @@ async def test_passkey_policy_answers_with_the_page_link(make_phone):
         assert (await p.rt.engine.get("acme", iid)).stage is Stage.VALIDATED  # type: ignore[union-attr]
 
 
-async def test_without_a_template_the_text_goes_as_body(make_phone):
+async def test_without_a_template_the_text_goes_as_body_with_the_ack_link(make_phone):
     async with make_phone(template=False) as p:
-        await p.incident()
-        assert "Body" in p.twilio.sent[-1] and "ContentSid" not in p.twilio.sent[-1]
+        iid = await p.incident()
+        body = p.twilio.sent[-1]["Body"]
+        assert "ContentSid" not in p.twilio.sent[-1]
+        ack_url = next(w for w in body.split() if "/action/ack?token=" in w)
+        token = ack_url.split("token=", 1)[1]
+        r = await p.client.post("/action/ack", data={"token": token})
+        assert r.status_code == 200 and "Acknowledged" in r.text
+        state = await p.rt.engine.get("acme", iid)
+        assert state is not None and state.acked_by == "person:alice"
+        assert state.stage is Stage.VALIDATED

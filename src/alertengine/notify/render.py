@@ -61,6 +61,8 @@ class IncidentMessage:
     approve_callback: str = ""
     #: In-chat acknowledge ("I'm on it"), e.g. ``ack:<token-id>``; empty: no such button.
     ack_callback: str = ""
+    #: The acknowledge page (``/action/ack?token=…``) for channels without callbacks.
+    ack_url: str = ""
     expires_at: float | None = None
     #: The recovery action approval would run (the tenant's webhook action).
     action: str = ""
@@ -225,6 +227,8 @@ def _approval(doc: _Doc, m: IncidentMessage) -> None:
             minutes = max(0, round((m.expires_at - m.now) / 60))
             expiry = f" (expires in {minutes} min)"
         doc.link(f"Approve fix{expiry}", m.approve_url)
+    if m.ack_url:
+        doc.link("I'm on it (acknowledge, approves nothing)", m.ack_url)
     doc.line(FOOTER, bold=True)
 
 
@@ -236,6 +240,8 @@ def _approve_buttons(m: IncidentMessage) -> list[Button]:
         buttons.append(Button("✅ Approve here", callback_data=m.approve_callback))
     if m.ack_callback:
         buttons.append(Button("👀 I'm on it", callback_data=m.ack_callback))
+    elif m.ack_url:
+        buttons.append(Button("👀 I'm on it", url=m.ack_url))
     return buttons
 
 

@@ -426,6 +426,7 @@ class Notifier:
             approve_url=url,
             approve_callback=f"ae:{jti}" if self._in_chat(channel, fresh) else "",
             ack_callback=f"ack:{jti}" if channel == "telegram" else "",
+            ack_url=url.replace("/action/recover?", "/action/ack?", 1) if url else "",
             expires_at=expires_at,
             action=fresh.action,
             alerts=list(fresh.alerts.values()),
