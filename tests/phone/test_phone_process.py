@@ -61,7 +61,10 @@ id = "alice"
 channels = [{{ channel = "whatsapp", address = "{ALICE}" }}]
 [[tenants.people]]
 id = "bob"
-channels = [{{ channel = "voice", address = "{BOB}" }}, {{ channel = "whatsapp", address = "{BOB}" }}]
+channels = [
+  {{ channel = "voice", address = "{BOB}" }},
+  {{ channel = "whatsapp", address = "{BOB}" }},
+]
 
 [[targets]]
 tenant = "t1"
