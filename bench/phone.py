@@ -118,7 +118,9 @@ async def press_latency(backend: str, presses: int) -> dict[str, float]:
                 {
                     "id": "acme",
                     "whatsapp_content_sid": "HX" + "ab" * 16,
-                    "people": [{"id": "alice", "channels": [{"channel": "whatsapp", "address": phone(1)}]}],
+                    "people": [
+                        {"id": "alice", "channels": [{"channel": "whatsapp", "address": phone(1)}]}
+                    ],
                 }
             ],
             "targets": [

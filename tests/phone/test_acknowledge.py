@@ -41,6 +41,10 @@ async def test_ack_holds_escalation_until_the_timeout_then_escalates(make_phone)
         # Alice wrote to us (her ack) within 24 h, so the notice is free-form text.
         assert [t["To"] for t in told] == [f"whatsapp:{ALICE}"]
         assert "person:bob acknowledged" in told[0]["Body"]
+        notices = [e for e in await p.entries("acme", "delivery") if "notice" in e.decision]
+        assert [(e.decision, e.data["identity"]) for e in notices] == [
+            ("notice_delivered", "person:alice")
+        ]
         state = await p.rt.engine.get("acme", iid)
         assert state is not None and state.stage is Stage.VALIDATED and state.approvals == ()
 

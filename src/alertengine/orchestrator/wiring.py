@@ -239,6 +239,8 @@ class Notifier:
         #: Why a channel is absent (e.g. "TELEGRAM_BOT_TOKEN not set"), for messages.
         self.missing = dict(missing or {})
         self.dispatcher = Dispatcher(channels, self._record, clock, retries=retries)
+        #: Follow-ups ("Bob is on it"): ledgered as notices, never as approval links.
+        self.notices = Dispatcher(channels, self._record_notice, clock, retries=retries)
         #: Incidents awaiting approval that nobody could be told about: (tenant, id) -> why.
         self.unreached: dict[tuple[str, str], dict[str, Any]] = {}
 
@@ -291,6 +293,20 @@ class Notifier:
             actor="orchestrator",
             decision=decision,
             reason=f"{outcome} (attempt {ev.attempt})",
+            data=ev.to_dict(),
+        )
+
+    async def _record_notice(self, ev: DeliveryEvent) -> None:
+        decision = "notice_delivered" if ev.ok else "notice_failed"
+        why = "" if ev.ok else f": {ev.error or ev.skipped or 'failed'}"
+        await self.engine.record(
+            ev.tenant_id,
+            ev.incident_id,
+            kind="delivery",
+            actor="orchestrator",
+            decision=decision,
+            reason=f"notice {'sent' if ev.ok else 'NOT sent'} to {ev.identity} via "
+            f"{ev.channel}{why} (attempt {ev.attempt})",
             data=ev.to_dict(),
         )
 
@@ -520,7 +536,7 @@ class Notifier:
                 if r.channel == "voice" or r.identity == actor:
                     continue
                 if (r.identity, r.channel) in reached:
-                    await self.dispatcher.deliver(state.tenant_id, state.incident_id, [r], msg)
+                    await self.notices.deliver(state.tenant_id, state.incident_id, [r], msg)
 
     async def _retry_unnotified(self, s: IncidentState) -> None:
         await self.engine.record(
