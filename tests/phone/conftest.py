@@ -30,6 +30,7 @@ RECOVERY_SECRET = "recovery-secret-for-tests-0123456789"
 CONTENT_SID = "HX" + "ab" * 16
 WA_FROM = "+15550000000"
 ALICE, BOB, STRANGER = "+15550001111", "+15550002222", "+15550009999"
+CAROL = "+15550003333"  # a person of tenant beta
 DEGRADED = {
     "status": "critical",
     "health_score": {"score": 22, "status": "critical", "trend": "degrading"},
@@ -115,10 +116,17 @@ def make_phone(monkeypatch: pytest.MonkeyPatch) -> Any:
             }
             if template:
                 tenant["whatsapp_content_sid"] = CONTENT_SID
+            # Another tenant, with its own person: tenant isolation is attacked with her.
+            other = {
+                "id": "beta",
+                "people": [
+                    {"id": "carol", "channels": [{"channel": "whatsapp", "address": CAROL}]}
+                ],
+            }
             config = parse_config(
                 {
                     "orchestrator": {"base_url": BASE},
-                    "tenants": [tenant],
+                    "tenants": [tenant, other],
                     "targets": [
                         {
                             "tenant": "acme",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from alertengine.incidents import Stage
-from tests.phone.conftest import ALICE, BOB, CONTENT_SID, STRANGER, WA_FROM
+from tests.phone.conftest import ALICE, BOB, CAROL, CONTENT_SID, STRANGER, WA_FROM
 
 
 async def _ref(p) -> str:  # type: ignore[no-untyped-def]
@@ -139,3 +139,18 @@ async def test_without_a_template_the_text_goes_as_body_with_the_ack_link(make_p
         state = await p.rt.engine.get("acme", iid)
         assert state is not None and state.acked_by == "person:alice"
         assert state.stage is Stage.VALIDATED
+
+
+async def test_a_person_of_another_tenant_cannot_approve_or_acknowledge(make_phone):
+    async with make_phone() as p:
+        iid = await p.incident()
+        ref = await _ref(p)
+        for verb in ("approve", "ack"):
+            r = await p.press(CAROL, payload=f"{verb}:{ref}")
+            assert "not an approver" in r.text
+        state = await p.rt.engine.get("acme", iid)
+        assert state is not None and state.stage is Stage.VALIDATED and not state.acked_by
+        refused = [e for e in await p.entries("acme", "refused") if e.actor.startswith("whatsapp:")]
+        assert len(refused) == 2
+        assert CAROL.lstrip("+") not in await p.ledger_text()
+        assert await p.entries("beta", "refused") == []
