@@ -42,7 +42,8 @@ def parse_press(params: dict[str, str]) -> tuple[str, str]:
         return "", ""
     if len(words) >= 2 and " ".join(words[:2]) in TYPED:
         return TYPED[" ".join(words[:2])], ""
-    return TYPED.get(words[0], ""), (words[1] if len(words) == 2 else "")
+    verb = TYPED.get(words[0], "")
+    return verb, (words[1] if verb and len(words) == 2 else "")
 
 
 class PhoneActions:
