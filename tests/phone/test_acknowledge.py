@@ -90,6 +90,12 @@ async def test_telegram_ack_button_and_web_ack(make_phone):
         state = await p.rt.engine.get("acme", iid)
         assert state is not None and state.acked_by == "person:tess"
         assert state.stage is Stage.VALIDATED
+        # The dashboard says who is on it, and that it is not an approval.
+        signed = await p.client.post("/dashboard/signin", data={"api_key": p.key})
+        assert signed.status_code == 303
+        page = await p.client.get(f"/dashboard/incidents/{iid}")
+        assert page.status_code == 200 and "person:tess acknowledged" in page.text
+        assert "not an approval" in page.text
 
         # The web page: GET changes nothing, POST with the link's token acknowledges.
         link = await p.rt.authorizer.issue("acme", iid, "person:alice", via="web")
