@@ -53,6 +53,9 @@ async def test_ack_never_authorizes_even_with_everyone_acknowledging(make_phone)
     async with make_phone(policy=POLICY) as p:
         iid = await p.incident()
         ref = _ref(p.twilio.sent[0])
+        # Bob has not been asked yet (alice is first): he cannot take it.
+        early = await p.press(BOB, payload=f"ack:{ref}")
+        assert "not been asked" in early.text
         for number in (ALICE, BOB):
             await p.press(number, payload=f"ack:{ref}")
         state = await p.rt.engine.get("acme", iid)

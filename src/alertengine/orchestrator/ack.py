@@ -1,9 +1,10 @@
 """Acknowledge ("I'm on it"): a notified person takes the incident; escalation waits.
 
-An acknowledgement is a ledger entry (``kind="ack"``) by a person of the tenant while the
-incident awaits approval. It holds escalation for the tenant's ``ack_timeout_s``; the others
-already notified are told who took it. It never authorizes anything: nothing here touches
-the authorizer, the approvals or a transition.
+An acknowledgement is a ledger entry (``kind="ack"``) by a person of the tenant who was asked
+this round (a link was issued to them) while the incident awaits approval. It holds
+escalation for the tenant's ``ack_timeout_s``; the others already notified are told who took
+it. It never authorizes anything: nothing here touches the authorizer, the approvals or a
+transition.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from alertengine.authorize.service import LINKS
 from alertengine.authorize.tokens import TokenError, TokenSigner
 from alertengine.engine import IncidentEngine
 from alertengine.incidents import IncidentState, Stage
+from alertengine.ledger import LedgerQuery
 from alertengine.orchestrator.approval_routes import SECURITY_HEADERS, _confirm_body
 from alertengine.people import PersonRegistry, parse_person_actor
 from alertengine.stores.base import StateStore
@@ -88,6 +90,19 @@ class Acknowledger:
             data={"via": via, **data},
         )
 
+    async def _was_asked(self, state: IncidentState, actor: str) -> bool:
+        """A link was issued to ``actor`` this round: they were (being) notified."""
+        since = state.history[-1].seq if state.history else 0
+        issued = await self.engine.ledger.read(
+            LedgerQuery(
+                tenant_id=state.tenant_id,
+                incident_id=state.incident_id,
+                after_seq=since,
+                kinds=frozenset({"token"}),
+            )
+        )
+        return any(e.data.get("recipient") == actor for e in issued)
+
     async def by_ref(self, ref: str, actor: str, via: str) -> AckResult:
         """Acknowledge the incident of approval link ``ref`` as ``actor`` (a person)."""
         link = await link_ref(self.store, ref)
@@ -115,6 +130,17 @@ class Acknowledger:
             await self.refuse(tenant_id, incident_id, actor, f"incident is {state.stage}", via)
             return AckResult(
                 False, f"This incident is {state.stage}: nothing to acknowledge.", tenant_id
+            )
+        if not await self._was_asked(state, actor):
+            await self.refuse(
+                tenant_id, incident_id, actor, "not notified about this incident (yet)", via
+            )
+            return AckResult(
+                False,
+                "You have not been asked about this incident yet.",
+                tenant_id,
+                incident_id,
+                actor,
             )
         if state.acked_by:
             who = "You" if state.acked_by == actor else state.acked_by
