@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test lint typecheck unit bench bench-overhead bench-ledger bench-authorize clean system-deps bench-simulate bench-detection bench-scale bench-soak bench-restart bench-passkeys
+.PHONY: setup demo test lint typecheck unit bench bench-overhead bench-ledger bench-authorize clean system-deps bench-simulate bench-detection bench-scale bench-soak bench-restart bench-passkeys bench-phone
 
 setup: $(STAMP)
 
@@ -52,6 +52,9 @@ bench-authorize: setup
 bench-passkeys: setup
 	$(BIN)/python bench/passkeys.py --backend sqlite
 	$(BIN)/python bench/passkeys.py --backend memory
+
+bench-phone: setup
+	$(BIN)/python bench/phone.py --presses 500 --runs 5
 
 clean:
 	rm -rf $(VENV) .bench-venv .pytest_cache .mypy_cache .ruff_cache

@@ -27,7 +27,17 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 
-from alertengine.demo_parts import DEMO_COMMIT, TenantSide, github_push, shop_app, tenant_app
+from alertengine.demo_parts import (
+    DEMO_COMMIT,
+    DEMO_WHATSAPP,
+    DEMO_WHATSAPP_FROM,
+    TenantSide,
+    WhatsAppClient,
+    github_push,
+    link_ref,
+    shop_app,
+    tenant_app,
+)
 from alertengine.incidents import Stage
 
 app = typer.Typer()
@@ -131,7 +141,9 @@ def _config(
                         "channel": "webhook",
                         "address": f"http://127.0.0.1:{ports['tenant']}/phone/inbox",
                         "identity": "oncall-alice",
-                    }
+                    },
+                    # Her WhatsApp: the phone page's quick replies come from this number.
+                    {"channel": "whatsapp", "address": DEMO_WHATSAPP, "identity": "oncall-alice"},
                 ],
                 # A demo wants to see the loop in seconds, not minutes. It opens on the latency
                 # it announces (P95 >= 1 s), not on the score's early dip, so the message and
@@ -175,6 +187,8 @@ async def run_demo(*, headless: bool, workdir: Path, timeout_s: float = 120.0) -
     os.environ[secret_env] = recovery_secret
     os.environ[github_env] = github_secret
     side = TenantSide(recovery_secret.encode(), notify_secret.encode(), github_secret.encode())
+    twilio_sid, twilio_token = "AC" + secrets.token_hex(16), secrets.token_urlsafe(32)
+    side.whatsapp = WhatsAppClient(f"http://127.0.0.1:{ports['orch']}", twilio_sid, twilio_token)
 
     shop = shop_app(side.chaos)
     instrument(shop, service=SERVICE, config=SDKConfig(service=SERVICE, window_s=10))
@@ -193,6 +207,11 @@ async def run_demo(*, headless: bool, workdir: Path, timeout_s: float = 120.0) -
             "ALERT_SECRET": secrets.token_urlsafe(48),
             "NOTIFY_WEBHOOK_SECRET": notify_secret,
             "ALERTENGINE_ADMIN_KEY": secrets.token_urlsafe(32),
+            # WhatsApp through "Twilio": the phone page signs its quick replies with this.
+            "TWILIO_ACCOUNT_SID": twilio_sid,
+            "TWILIO_AUTH_TOKEN": twilio_token,
+            "TWILIO_WHATSAPP_FROM": DEMO_WHATSAPP_FROM,
+            "TWILIO_API_BASE": f"http://127.0.0.1:{ports['tenant']}",
         }
     )
     rt = await build_runtime(config, ledger=ledger, store=store, settings=settings)
@@ -292,8 +311,18 @@ async def _story(
     url = str(msg.get("approve_url", ""))
     console.print(f"\n   Approval link: [link={url}]{url}[/link]")
     if headless:
-        await _approve_over_http(url)
+        assert side.whatsapp is not None
+        ref = link_ref(url)
+        said = await side.whatsapp.press("ack", ref)
+        console.print(f'   [headless] Alice taps "I\'m on it" in WhatsApp → {said}')
+        await _approve_over_http(url, preview_only=True)
+        said = await side.whatsapp.press("approve", ref)
+        console.print(f'   [headless] Alice taps "Approve" in WhatsApp → {said}')
     else:
+        console.print(
+            '   On the phone page: "I\'m on it" acknowledges, "Approve" approves in chat '
+            "(a signed Twilio webhook)."
+        )
         console.print("   Open it (or the phone page) in a browser and press Confirm…")
     await asyncio.wait_for(side.recovered.wait(), max(1.0, deadline - time.monotonic()))
     call = side.recoveries[-1]
@@ -334,12 +363,14 @@ async def _story(
     )
 
 
-async def _approve_over_http(url: str) -> None:
+async def _approve_over_http(url: str, *, preview_only: bool = False) -> None:
     """What a person does: open the link (GET, changes nothing), then press Confirm (POST)."""
     token = dict(p.split("=", 1) for p in urlparse(url).query.split("&") if "=" in p)["token"]
     async with httpx.AsyncClient(timeout=10) as client:
         preview = await client.get(url, headers={"Accept": "application/json"})
         preview.raise_for_status()
+        if preview_only:
+            return
         base = url.split("/action/recover")[0]
         r = await client.post(f"{base}/action/recover/confirm", data={"token": token})
         console.print(f"   [headless] confirmed: HTTP {r.status_code}")

@@ -136,6 +136,9 @@ class IncidentState:
     reproposals: int = 0
     notified_at: float | None = None
     escalations: int = 0
+    #: Who said "I'm on it" this round (``person:<id>``) and when: escalation waits for them.
+    acked_by: str = ""
+    acked_at: float | None = None
     execution: Mapping[str, Any] | None = None
     #: Alertmanager alerts the incident tracks: fingerprint -> the last word about each.
     alerts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -216,7 +219,15 @@ def apply(state: IncidentState | None, e: Entry) -> IncidentState | None:
             new = replace(new, action=str(e.data.get("action", state.action)))
         if target is S.VALIDATED:
             # A fresh round of approval: earlier approvals and links no longer count.
-            new = replace(new, approvals=(), token=None, notified_at=None, escalations=0)
+            new = replace(
+                new,
+                approvals=(),
+                token=None,
+                notified_at=None,
+                escalations=0,
+                acked_by="",
+                acked_at=None,
+            )
         if target is S.AUTHORIZED:
             # A new authorization (after a re-proposal or a DLQ replay) owes a new call: the
             # previous round's attempts, fence and success say nothing about this one.
@@ -241,6 +252,13 @@ def apply(state: IncidentState | None, e: Entry) -> IncidentState | None:
         return replace(state, token=dict(e.data), reproposals=state.reproposals + 1, last_seq=e.seq)
     if e.kind == "delivery" and e.decision == "delivered" and state.notified_at is None:
         return replace(state, notified_at=e.timestamp, last_seq=e.seq)
+    if e.kind == "ack" and state.stage is S.VALIDATED:
+        # An acknowledgement holds escalation; it never counts as an approval.
+        if e.decision == "acknowledged" and not state.acked_by:
+            return replace(state, acked_by=e.actor, acked_at=e.timestamp, last_seq=e.seq)
+        if e.decision == "expired":
+            return replace(state, acked_by="", acked_at=None, last_seq=e.seq)
+        return state
     if e.kind == "execution" and state.stage is S.AUTHORIZED:
         return replace(state, progress=_progress(state.progress, e), last_seq=e.seq)
     if e.kind == "escalation":

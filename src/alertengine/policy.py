@@ -80,6 +80,9 @@ class Policy(BaseModel):
         False, description="the author of the last deploy may not be the only approver"
     )
     escalate_after_s: float = Field(180.0, gt=0, description="notify the next approver after")
+    ack_timeout_s: float = Field(
+        1800.0, gt=0, description="an acknowledged incident re-escalates after this, undecided"
+    )
     require_passkey: bool = Field(
         False, description="an approval needs a WebAuthn assertion from the person's device"
     )

@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -21,12 +22,14 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from starlette.routing import Route
 
+from alertengine.notify.twilio import signature
 from tests.api.harness import GITHUB_SECRET, Harness, harness
 from tests.scale.cluster import PUSHED, ROOT, SECRETS, SERVICE, TENANT, Proc, config_toml, wait_http
 from tests.support.redis_server import free_port
 
 EXAMPLES = int(os.environ.get("ALERTENGINE_SCHEMATHESIS_EXAMPLES", "300"))
 TG_SECRET = "tg_secret-" + "y" * 24
+TWILIO_TOKEN = "twilio-auth-token-for-openapi"
 SCHEMES = {
     "tenantKey",
     "tenantKeyHeader",
@@ -34,6 +37,7 @@ SCHEMES = {
     "approvalToken",
     "telegramSecret",
     "githubSignature",
+    "twilioSignature",
     "dashboardSession",
     "enrollmentToken",
 }
@@ -97,6 +101,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "TELEGRAM_BOT_TOKEN": "123456:ABC-openapi-test",
         "TELEGRAM_WEBHOOK_SECRET": TG_SECRET,
         "TELEGRAM_API_BASE": "http://127.0.0.1:9",
+        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
     }
     proc = Proc(
         [sys.executable, "-m", "alertengine", "serve", "--config", str(cfg), "--port", str(port),
@@ -128,6 +133,15 @@ def credentials(s: Served, path: str, case: Any) -> dict[str, str]:
     past authentication into the handlers."""
     if path.startswith("/telegram"):
         return {"X-Telegram-Bot-Api-Secret-Token": TG_SECRET}
+    if path.startswith("/twilio"):
+        # Sign what schemathesis will send (string form fields), as Twilio signs: the public
+        # URL with its query, then the parameters sorted. Other bodies stay unsigned (403).
+        form = case.body if isinstance(case.body, dict) else {}
+        query = case.query if isinstance(case.query, dict) else {}
+        if all(isinstance(v, str) for v in [*form.values(), *query.values()]):
+            url = s.url + path + (f"?{urlencode(query)}" if query else "")
+            return {"X-Twilio-Signature": signature(TWILIO_TOKEN, url, form.items())}
+        return {}
     if path.startswith("/dashboard"):
         return {"Cookie": f"ae_dashboard={s.session}"}
     if path.startswith("/commits"):

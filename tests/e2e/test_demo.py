@@ -35,6 +35,9 @@ def test_demo_headless_runs_the_whole_loop(tmp_path):
     assert proc.returncode == 0, out
     assert "demo OK incidents=1 approvals=1 webhook_calls=1 ledger_ok=True final=RESOLVED" in out
     assert "Nothing will run without your approval." in out
+    # On the phone: acknowledge, then approve in chat (signed Twilio webhooks, TwiML replies).
+    assert re.search(r"taps \"I'm on it\" in WhatsApp → Acknowledged", out), out
+    assert re.search(r"taps \"Approve\" in WhatsApp → Approved\.", out), out
     # The message shows the spike the demo announces ("checkout now takes ~1.2 s") ...
     announced = re.search(r"takes ~(\d+(?:\.\d+)?) s", out)
     shown = re.search(r"P95: (\d+(?:\.\d+)?)(ms|s)\b", out)

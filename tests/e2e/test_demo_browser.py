@@ -147,6 +147,9 @@ def test_phone_page_link_approves_and_ctrl_c_stops_cleanly(tmp_path):
             page = browser.new_page(viewport={"width": 390, "height": 844})
             page.goto(phone)
             assert "Nothing will run without your approval." in page.content()
+            # The WhatsApp quick reply: a signed Twilio webhook; the answer shows in the chat.
+            page.click('button:has-text("I\'m on it")')
+            page.wait_for_selector("text=Acknowledged: you are on it")
             page.click("text=Review & approve")
             page.wait_for_selector("#confirm")
             assert "restart checkout workers" in page.content()

@@ -442,10 +442,16 @@ class Authorizer:
         async with self._gate:
             return await self._confirm_identity(channel, user_id, callback_data)
 
+    async def confirm_as(self, actor: str, via: str, callback_data: str) -> ConfirmResult:
+        """As :meth:`confirm_identity`, for a sender the channel already resolved to a person
+        (``person:<id>``): a WhatsApp number must never become an actor in the ledger."""
+        async with self._gate:
+            return await self._confirm_identity(via, "", callback_data, actor=actor)
+
     async def _confirm_identity(
-        self, channel: str, user_id: str, callback_data: str
+        self, channel: str, user_id: str, callback_data: str, *, actor: str = ""
     ) -> ConfirmResult:
-        identity = engineer_identity(channel, user_id)
+        identity = actor or engineer_identity(channel, user_id)
         data = callback_data.strip()
         if data.count(".") == 2:
             try:

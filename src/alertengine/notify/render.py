@@ -59,6 +59,10 @@ class IncidentMessage:
     approve_url: str = ""
     #: In-chat approval (Telegram), e.g. ``approve:<token-id>``; empty: link only.
     approve_callback: str = ""
+    #: In-chat acknowledge ("I'm on it"), e.g. ``ack:<token-id>``; empty: no such button.
+    ack_callback: str = ""
+    #: The acknowledge page (``/action/ack?token=…``) for channels without callbacks.
+    ack_url: str = ""
     expires_at: float | None = None
     #: The recovery action approval would run (the tenant's webhook action).
     action: str = ""
@@ -71,7 +75,7 @@ class IncidentMessage:
 class RenderedMessage:
     tenant_id: str
     incident_id: str
-    kind: Literal["incident", "dissent"]
+    kind: Literal["incident", "dissent", "notice"]
     title: str
     #: Plain text (WhatsApp, SMS-like channels, fallbacks).
     text: str
@@ -79,6 +83,18 @@ class RenderedMessage:
     html: str
     approve_url: str = ""
     buttons: tuple[Button, ...] = field(default=())
+    #: The approval link's id (jti) this message carries, for channels whose buttons name it
+    #: (WhatsApp quick replies, a voice call's keypad); empty for notices.
+    ref: str = ""
+    #: A few words for a voice call or a template variable ("checkout degraded").
+    summary: str = ""
+
+
+def notice(tenant_id: str, incident_id: str, text: str) -> RenderedMessage:
+    """A plain follow-up ("Alice is on it"): no link, no button."""
+    return RenderedMessage(
+        tenant_id, incident_id, "notice", text, text, html.escape(text), summary=text
+    )
 
 
 def _secs(ms: float) -> str:
@@ -211,6 +227,8 @@ def _approval(doc: _Doc, m: IncidentMessage) -> None:
             minutes = max(0, round((m.expires_at - m.now) / 60))
             expiry = f" (expires in {minutes} min)"
         doc.link(f"Approve fix{expiry}", m.approve_url)
+    if m.ack_url:
+        doc.link("I'm on it (acknowledge, approves nothing)", m.ack_url)
     doc.line(FOOTER, bold=True)
 
 
@@ -220,6 +238,10 @@ def _approve_buttons(m: IncidentMessage) -> list[Button]:
         buttons.append(Button("✅ Approve fix", url=m.approve_url))
     if m.approve_callback:
         buttons.append(Button("✅ Approve here", callback_data=m.approve_callback))
+    if m.ack_callback:
+        buttons.append(Button("👀 I'm on it", callback_data=m.ack_callback))
+    elif m.ack_url:
+        buttons.append(Button("👀 I'm on it", url=m.ack_url))
     return buttons
 
 

@@ -52,7 +52,7 @@ class _Model(BaseModel):
 class ChannelConfig(_Model):
     """One way to reach one approver: the channel kind and that approver's address on it."""
 
-    channel: str = Field(pattern=r"^(telegram|whatsapp|slack|webhook|web)$")
+    channel: str = Field(pattern=r"^(telegram|whatsapp|slack|webhook|web|voice)$")
     address: str = Field(min_length=1, description="chat id, phone number, or URL")
     identity: str = Field(
         default="", description="the approver's id on that channel (defaults to the address)"
@@ -125,7 +125,7 @@ class PersonChannelConfig(_Model):
     """One channel of a person: ``channel`` kind, ``address`` to send to, and optionally the
     ``user_id`` the channel reports when they act (when it differs from the address)."""
 
-    channel: str = Field(pattern=r"^(telegram|whatsapp|slack|webhook|web)$")
+    channel: str = Field(pattern=r"^(telegram|whatsapp|slack|webhook|web|voice)$")
     address: str = Field(min_length=1)
     user_id: str = ""
 
@@ -168,6 +168,9 @@ class TenantConfig(_Model):
     #: Two-lens council for this tenant. Unset: as the orchestrator's ``diagnoser`` says
     #: (``council`` for every tenant); ``true`` needs an Anthropic key; ``false`` opts out.
     council: bool | None = None
+    #: The approved WhatsApp Content API template (``HX…``) with the Approve / Acknowledge /
+    #: Details quick replies (docs/notifications.md); empty: free-form text only.
+    whatsapp_content_sid: str = Field("", pattern=r"^(HX[0-9a-fA-F]{32})?$")
     #: ``[[tenants.schedules]]``: on-call rotations naming people by id (docs/oncall.md).
     schedules: list[dict[str, Any]] = Field(default_factory=list)
 

@@ -52,6 +52,14 @@ SECURITY_SCHEMES: dict[str, Schema] = {
         "description": "ALERTENGINE_ADMIN_KEY. On tenant routes it must name the tenant with "
         "`?tenant=`.",
     },
+    "twilioSignature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Twilio-Signature",
+        "description": "Base64 HMAC-SHA1 with TWILIO_AUTH_TOKEN over the public URL "
+        "(orchestrator.base_url + path + query) and the POST parameters sorted by name "
+        "(name then value). Anything else: 403, ledgered.",
+    },
     "approvalToken": {
         "type": "apiKey",
         "in": "query",
@@ -545,6 +553,85 @@ def _operations() -> dict[str, dict[str, Schema]]:
                 security=[{"telegramSecret": []}],
                 tags=["webhooks"],
             )
+        },
+        "/twilio/whatsapp": {
+            "post": _op(
+                "Twilio WhatsApp webhook: a quick-reply press (Approve / Acknowledge / Details) "
+                "or a typed reply",
+                {
+                    "200": {
+                        "description": "TwiML `<Response><Message>` telling the sender what "
+                        "happened.",
+                        "content": {"application/xml": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(400, 403, 409, 413, 415),
+                },
+                description="Twilio's form parameters (`MessageSid`, `From`, `Body`, "
+                "`ButtonPayload`, `ButtonText`, …). A MessageSid seen before is a replay: 409, "
+                "ledgered, no reply. Approve runs the same path as the Telegram button."
+                + _limit("/twilio/whatsapp"),
+                requestBody={"required": True, "content": {FORM: {"schema": OBJECT}}},
+                security=[{"twilioSignature": []}],
+                tags=["webhooks"],
+            )
+        },
+        "/twilio/voice/gather": {
+            "post": _op(
+                "Twilio voice `<Gather>` action: pressing 1 acknowledges (never approves)",
+                {
+                    "200": {
+                        "description": "TwiML `<Response><Say>`.",
+                        "content": {"application/xml": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(400, 403, 413, 415),
+                },
+                parameters=[_param("ref", "query", {"type": "string"}, "The call's link id.")],
+                requestBody={"required": True, "content": {FORM: {"schema": OBJECT}}},
+                security=[{"twilioSignature": []}],
+                tags=["webhooks"],
+            )
+        },
+        "/twilio/voice/status": {
+            "post": _op(
+                "Twilio call StatusCallback: the call's outcome is ledgered (`kind=call`)",
+                {
+                    "200": {
+                        "description": "Empty TwiML.",
+                        "content": {"application/xml": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(400, 403, 413, 415),
+                },
+                parameters=[_param("ref", "query", {"type": "string"}, "The call's link id.")],
+                requestBody={"required": True, "content": {FORM: {"schema": OBJECT}}},
+                security=[{"twilioSignature": []}],
+                tags=["webhooks"],
+            )
+        },
+        "/action/ack": {
+            "get": _op(
+                "The acknowledge page: one button (changes nothing)",
+                {"200": _html("A form that POSTs the token.")},
+                parameters=[
+                    _param("token", "query", {"type": "string"}, "The link's token.", True)
+                ],
+                security=[{"approvalToken": []}],
+                tags=["approval"],
+            ),
+            "post": _op(
+                'Acknowledge ("I\'m on it"): escalation waits; nothing is authorized',
+                {
+                    "200": PAGE_RESULT,
+                    **_errors(400, 401, 404, 409, 410, 413, 503),
+                },
+                description="The token names the person; it is not redeemed."
+                + _limit("/action/ack"),
+                requestBody={
+                    "required": True,
+                    "content": {FORM: {"schema": TOKEN_BODY}, JSON: {"schema": TOKEN_BODY}},
+                },
+                security=[{"approvalToken": []}],
+                tags=["approval"],
+            ),
         },
         "/commits/webhook": {
             "post": _op(

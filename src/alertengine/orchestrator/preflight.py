@@ -37,6 +37,11 @@ def missing_credentials(settings: Settings) -> dict[str, str]:
             TWILIO_AUTH_TOKEN=settings.twilio_auth_token,
             TWILIO_WHATSAPP_FROM=settings.twilio_whatsapp_from,
         ),
+        "voice": need(
+            TWILIO_ACCOUNT_SID=settings.twilio_account_sid,
+            TWILIO_AUTH_TOKEN=settings.twilio_auth_token,
+            TWILIO_VOICE_FROM=settings.twilio_voice_from,
+        ),
         "slack": need(SLACK_WEBHOOK_URL=settings.slack_webhook_url),
         "webhook": "",
         "web": "the web channel sends nothing (no provider delivers to it)",

@@ -41,9 +41,12 @@ from alertengine.ledger import LedgerError, LedgerStore
 from alertengine.log_redaction import install_url_redaction
 from alertengine.notify.telegram import TelegramChannel
 from alertengine.notify.telegram_webhook import telegram_webhook_routes
+from alertengine.notify.twilio import SessionWindows
+from alertengine.notify.twilio_webhook import twilio_routes
 from alertengine.oncall.api import OnCallAPI
 from alertengine.oncall.hooks import OnCallHooks
 from alertengine.oncall.registry import OnCallRegistry, engine_record
+from alertengine.orchestrator.ack import Acknowledger, ack_routes, link_ref
 from alertengine.orchestrator.api import OrchestratorAPI
 from alertengine.orchestrator.approval_routes import approval_routes
 from alertengine.orchestrator.config import Config, TargetConfig
@@ -59,6 +62,7 @@ from alertengine.orchestrator.http import (
 from alertengine.orchestrator.leases import Leases, lease_ttl_for, replica_id
 from alertengine.orchestrator.mode import Mode
 from alertengine.orchestrator.openapi import openapi_document
+from alertengine.orchestrator.phone import PhoneActions
 from alertengine.orchestrator.preflight import missing_credentials
 from alertengine.orchestrator.service import Orchestrator
 from alertengine.orchestrator.settings import Settings
@@ -75,7 +79,7 @@ from alertengine.passkeys.routes import passkey_routes
 from alertengine.passkeys.service import Passkeys
 from alertengine.people import PersonRegistry
 from alertengine.stores import StateStore, StoreUnavailable
-from alertengine.tenants import TenantRegistry
+from alertengine.tenants import TenantRegistry, engineer_identity
 
 log = logging.getLogger("alertengine.runtime")
 
@@ -106,6 +110,8 @@ class Runtime:
     extra_routes: list[BaseRoute] = field(default_factory=list)
     #: Schedules and silences per tenant (alertengine.oncall), set by build_runtime.
     oncall: OnCallRegistry | None = None
+    #: "I'm on it" from every channel (orchestrator/ack.py), set by build_runtime.
+    acknowledger: Acknowledger | None = None
     #: Tenant API keys created at start-up for tenants the store did not know (shown once).
     new_keys: dict[str, str] = field(default_factory=dict)
     _exec_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -221,7 +227,13 @@ async def build_runtime(
         settings.notify_webhook_secret.encode()
         or hmac.new(secret, b"alertengine notify webhook", hashlib.sha256).digest()
     )
-    channels = build_channels(settings, http, clock, webhook_secret=webhook_secret)
+    # When each WhatsApp number last wrote (the 24-hour window), keyed so no number is stored.
+    windows = SessionWindows(
+        store, clock, hmac.new(secret, b"alertengine whatsapp windows", hashlib.sha256).digest()
+    )
+    channels = build_channels(
+        settings, http, clock, webhook_secret=webhook_secret, config=config, windows=windows
+    )
     for channel in channels.values():  # signed notification webhooks carry the checkpoint
         if isinstance(channel, AddressedWebhookChannel):
             channel.checkpoint = executor.receipts.checkpoint
@@ -269,12 +281,33 @@ async def build_runtime(
     rt.extra_routes.extend(dashboard_routes(rt))
     oncall_api = OrchestratorAPI(orch, registry, settings.admin_key or None)
     rt.extra_routes.extend(OnCallAPI(oncall_api, rt.oncall).routes())
+    acknowledger = Acknowledger(orch.engine, people, store, tell=notifier.tell_acknowledged)
+    rt.acknowledger = acknowledger
+
+    def paused() -> str | None:
+        return PAUSED_TEXT if orch.mode is Mode.EMERGENCY else None
+
+    rt.extra_routes.extend(ack_routes(acknowledger, signer, paused))
+    if settings.twilio_auth_token:
+        phone = PhoneActions(orch.engine, authorizer, acknowledger, people, store, windows, paused)
+        rt.extra_routes.extend(
+            twilio_routes(
+                settings.twilio_auth_token,
+                config.orchestrator.base_url,
+                on_whatsapp=phone.whatsapp,
+                on_gather=phone.gather,
+                on_status=phone.status,
+                on_refused=phone.refused_request,
+            )
+        )
     telegram = channels.get("telegram")
     if isinstance(telegram, TelegramChannel) and settings.telegram_webhook_secret:
 
         async def on_callback(user_id: str, data: str) -> str:
             if orch.mode is Mode.EMERGENCY:  # as the web confirm: refuse before touching anything
                 return PAUSED_TEXT
+            if data.startswith("ack:"):
+                return await telegram_ack(user_id, data.removeprefix("ack:"))
             if data.startswith("trust:"):
                 tenants = [t.id for t in config.tenants]
                 return await record_theory_choice(
@@ -282,6 +315,15 @@ async def build_runtime(
                 )
             result = await authorizer.confirm_identity("telegram", user_id, data)
             return result.message
+
+        async def telegram_ack(user_id: str, ref: str) -> str:
+            """As the approve button: the chat user is mapped to their person first."""
+            link = await link_ref(store, ref)
+            person = (
+                await people.find_by_channel(link.tenant_id, "telegram", user_id) if link else None
+            )
+            actor = person.actor if person is not None else engineer_identity("telegram", user_id)
+            return (await acknowledger.by_ref(ref, actor, "telegram")).message
 
         rt.extra_routes.extend(
             telegram_webhook_routes(settings.telegram_webhook_secret, telegram, on_callback)

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     twilio_account_sid: str = Field("", alias="TWILIO_ACCOUNT_SID")
     twilio_auth_token: str = Field("", alias="TWILIO_AUTH_TOKEN")
     twilio_whatsapp_from: str = Field("", alias="TWILIO_WHATSAPP_FROM")
+    twilio_voice_from: str = Field("", alias="TWILIO_VOICE_FROM")
     twilio_api_base: str = Field("https://api.twilio.com", alias="TWILIO_API_BASE")
     slack_webhook_url: str = Field("", alias="SLACK_WEBHOOK_URL")
     github_token: str = Field("", alias="GITHUB_TOKEN")

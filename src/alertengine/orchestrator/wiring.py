@@ -26,13 +26,19 @@ from alertengine.engine import IncidentEngine
 from alertengine.execute.receipts import CheckpointSource
 from alertengine.execute.signing import check_key
 from alertengine.incidents import IncidentState, Stage
+from alertengine.ledger import LedgerQuery
 from alertengine.notify.channel import Channel, DeliveryResult
 from alertengine.notify.delivery import DeliveryEvent, Dispatcher, Recipient
 from alertengine.notify.escalation import escalation_levels, escalations_due
-from alertengine.notify.render import IncidentMessage, RenderedMessage, render
+from alertengine.notify.render import IncidentMessage, RenderedMessage, notice, render
 from alertengine.notify.slack import SlackWebhookChannel
 from alertengine.notify.telegram import TelegramChannel
-from alertengine.notify.twilio import TwilioWhatsAppChannel
+from alertengine.notify.twilio import (
+    SessionWindows,
+    TwilioVoiceChannel,
+    TwilioWhatsAppChannel,
+    WhatsAppTemplate,
+)
 from alertengine.notify.webhook import SignedWebhookChannel
 from alertengine.oncall.hooks import OnCallHooks
 from alertengine.orchestrator.baseline import Baseline, deviation
@@ -85,10 +91,21 @@ class AddressedWebhookChannel:
 
 
 def build_channels(
-    settings: Settings, http: httpx.AsyncClient, clock: Clock, *, webhook_secret: bytes
+    settings: Settings,
+    http: httpx.AsyncClient,
+    clock: Clock,
+    *,
+    webhook_secret: bytes,
+    config: Config | None = None,
+    windows: SessionWindows | None = None,
 ) -> dict[str, Channel]:
     """Every channel whose credentials are configured. Missing credentials: channel absent."""
     channels: dict[str, Channel] = {"webhook": AddressedWebhookChannel(webhook_secret, http, clock)}
+
+    def template_for(tenant_id: str) -> WhatsAppTemplate | None:
+        t = config.tenant(tenant_id) if config is not None else None
+        return WhatsAppTemplate(t.whatsapp_content_sid) if t and t.whatsapp_content_sid else None
+
     if settings.telegram_bot_token:
         channels["telegram"] = TelegramChannel(
             settings.telegram_bot_token, http, base_url=settings.telegram_api_base
@@ -99,6 +116,17 @@ def build_channels(
             settings.twilio_auth_token,
             settings.twilio_whatsapp_from,
             http,
+            base_url=settings.twilio_api_base,
+            template_for=template_for,
+            windows=windows,
+        )
+    if not missing_credentials(settings)["voice"] and config is not None:
+        channels["voice"] = TwilioVoiceChannel(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            settings.twilio_voice_from,
+            http,
+            public_base=config.orchestrator.base_url,
             base_url=settings.twilio_api_base,
         )
     if settings.slack_webhook_url:
@@ -211,6 +239,8 @@ class Notifier:
         #: Why a channel is absent (e.g. "TELEGRAM_BOT_TOKEN not set"), for messages.
         self.missing = dict(missing or {})
         self.dispatcher = Dispatcher(channels, self._record, clock, retries=retries)
+        #: Follow-ups ("Bob is on it"): ledgered as notices, never as approval links.
+        self.notices = Dispatcher(channels, self._record_notice, clock, retries=retries)
         #: Incidents awaiting approval that nobody could be told about: (tenant, id) -> why.
         self.unreached: dict[tuple[str, str], dict[str, Any]] = {}
 
@@ -263,6 +293,20 @@ class Notifier:
             actor="orchestrator",
             decision=decision,
             reason=f"{outcome} (attempt {ev.attempt})",
+            data=ev.to_dict(),
+        )
+
+    async def _record_notice(self, ev: DeliveryEvent) -> None:
+        decision = "notice_delivered" if ev.ok else "notice_failed"
+        why = "" if ev.ok else f": {ev.error or ev.skipped or 'failed'}"
+        await self.engine.record(
+            ev.tenant_id,
+            ev.incident_id,
+            kind="delivery",
+            actor="orchestrator",
+            decision=decision,
+            reason=f"notice {'sent' if ev.ok else 'NOT sent'} to {ev.identity} via "
+            f"{ev.channel}{why} (attempt {ev.attempt})",
             data=ev.to_dict(),
         )
 
@@ -351,6 +395,8 @@ class Notifier:
             log.info("no link for %s: %s", r.identity, exc)
             return False
         msg = await self.render(state, link.url, link.jti, link.expires_at, r.channel)
+        # WhatsApp quick replies and a call's keypad name the link; a call reads the summary.
+        msg = replace(msg, ref=link.jti, summary=_summary(msg, state))
         outcome = await self.dispatcher.deliver(state.tenant_id, state.incident_id, [r], msg)
         return outcome.delivered
 
@@ -395,6 +441,8 @@ class Notifier:
             commits=flag_risky(recent[:3]),
             approve_url=url,
             approve_callback=f"ae:{jti}" if self._in_chat(channel, fresh) else "",
+            ack_callback=f"ack:{jti}" if channel == "telegram" else "",
+            ack_url=url.replace("/action/recover?", "/action/ack?", 1) if url else "",
             expires_at=expires_at,
             action=fresh.action,
             alerts=list(fresh.alerts.values()),
@@ -431,6 +479,19 @@ class Notifier:
                     ):
                         await self._retry_unnotified(s)
                     continue
+                if s.acked_at is not None:
+                    if self.clock.now() < s.acked_at + policy.ack_timeout_s:
+                        continue  # someone is on it: nobody else is woken yet
+                    await self.engine.record(
+                        t.id,
+                        s.incident_id,
+                        kind="ack",
+                        actor="policy",
+                        decision="expired",
+                        reason=f"{s.acked_by} acknowledged but nothing was decided within "
+                        f"{policy.ack_timeout_s:.0f} s; escalating again",
+                        data={"acked_by": s.acked_by, "ack_timeout_s": policy.ack_timeout_s},
+                    )
                 due = escalations_due(s.notified_at, self.clock.now(), policy.escalate_after_s)
                 if due < 1:
                     continue
@@ -454,6 +515,28 @@ class Notifier:
                     await self.notify_level(fresh, level)
             for key in [k for k in self.unreached if k[0] == t.id and k[1] not in awaiting]:
                 del self.unreached[key]  # decided, recovered or expired: no longer waiting
+
+    async def tell_acknowledged(self, state: IncidentState, actor: str) -> None:
+        """Tell everyone this round already reached (but ``actor``) who is on it."""
+        since = state.history[-1].seq if state.history else 0
+        entries = await self.engine.ledger.read(
+            LedgerQuery(
+                tenant_id=state.tenant_id,
+                incident_id=state.incident_id,
+                after_seq=since,
+                kinds=frozenset({"delivery"}),
+            )
+        )
+        reached = {(e.data.get("identity"), e.data.get("channel")) for e in entries if e.data["ok"]}
+        text = f"{actor} acknowledged {state.service} ({state.incident_id}): they are on it."
+        msg = notice(state.tenant_id, state.incident_id, text)
+        for level in await self.levels(state):
+            for r in level:
+                # A call to say "Alice is on it" would wake someone for nothing.
+                if r.channel == "voice" or r.identity == actor:
+                    continue
+                if (r.identity, r.channel) in reached:
+                    await self.notices.deliver(state.tenant_id, state.incident_id, [r], msg)
 
     async def _retry_unnotified(self, s: IncidentState) -> None:
         await self.engine.record(
@@ -487,6 +570,13 @@ def person_route(people: list[Person]) -> list[Recipient]:
     """Every channel of every person, person after person; a recipient's identity is the
     person (``person:<id>``), so escalation groups a person's channels as one level."""
     return [Recipient(c.kind, c.address, p.actor) for p in people for c in p.channels]
+
+
+def _summary(msg: RenderedMessage, state: IncidentState) -> str:
+    """A few words for a call or a template variable: the title, the likely cause."""
+    cause = str((state.diagnosis or {}).get("cause", "")).strip()
+    title = msg.title.lstrip("🚨 ").strip()
+    return f"{title}. Likely cause: {cause}"[:240] if cause else title
 
 
 def _f(v: Any) -> float | None:

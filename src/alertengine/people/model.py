@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 PERSON_PREFIX = "person:"
 #: The channel kinds a person can be reached (and approve) through.
-CHANNEL_KINDS = ("telegram", "whatsapp", "slack", "web", "webhook")
+CHANNEL_KINDS = ("telegram", "whatsapp", "slack", "web", "webhook", "voice")
 
 _PERSON_ID = re.compile(r"^[a-z][a-z0-9._-]{0,62}$")
 #: A numeric user/chat id, or a public @channel / handle.
@@ -76,6 +76,8 @@ def channel_problem(kind: str, address: str) -> str | None:
         return f"a Telegram address is a numeric user or chat id (or @name), got {a!r}"
     if kind == "whatsapp" and not _E164.match(normalize_whatsapp(a)):
         return "a WhatsApp address is a phone number in E.164 form (+ and 7-15 digits)"
+    if kind == "voice" and not _E164.match(normalize_whatsapp(a)):
+        return "a voice address is a phone number in E.164 form (+ and 7-15 digits)"
     if kind == "slack" and not _SLACK.match(a):
         return f"a Slack address is a user id (U…/W…) or #channel/@name, got {a!r}"
     if kind == "web" and not (_EMAIL.match(a) or _HANDLE.match(a)):
@@ -101,7 +103,7 @@ class Channel:
         problem = channel_problem(self.kind, self.address)
         if problem:
             raise PersonError(problem)
-        if self.kind == "whatsapp":
+        if self.kind in ("whatsapp", "voice"):
             object.__setattr__(self, "address", normalize_whatsapp(self.address))
         else:
             object.__setattr__(self, "address", self.address.strip())

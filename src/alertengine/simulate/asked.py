@@ -28,6 +28,10 @@ def asked(entries: Sequence[Entry], start: float) -> list[dict[str, Any]]:
         elif e.kind == "silenced":
             row = {"what": f"silence {e.decision}", "who": "", "channel": "",
                    "outcome": str(e.data.get("silence", ""))}  # fmt: skip
+        elif e.kind == "ack":
+            who = e.actor if e.decision == "acknowledged" else str(e.data.get("acked_by", ""))
+            row = {"what": f"ack {e.decision}", "who": who, "channel": str(e.data.get("via", "")),
+                   "outcome": e.reason}  # fmt: skip
         elif e.kind == "transition" and e.stage == "AUTHORIZED":
             row = {"what": "approved", "who": e.actor, "channel": "", "outcome": "AUTHORIZED"}
         if row is not None:

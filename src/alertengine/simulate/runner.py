@@ -47,6 +47,7 @@ from alertengine.notify.render import RenderedMessage
 from alertengine.oncall.hooks import OnCallHooks
 from alertengine.oncall.registry import OnCallRegistry, engine_record
 from alertengine.oncall.silences import parse_matcher
+from alertengine.orchestrator.ack import Acknowledger
 from alertengine.orchestrator.config import ChannelConfig, Config, TenantConfig
 from alertengine.orchestrator.pipeline import Pipeline, Target
 from alertengine.orchestrator.wiring import (
@@ -190,6 +191,7 @@ class Simulation:
             marker_key=hashlib.sha256(self.ledger_key + b"\x00people").digest(),
         )
         await people.sync(sc.tenant, self._config().tenants[0].persons(), actor="config")
+        self.people = people
         signer = TokenSigner(self._secret, self.clock, jti_factory=self._jti)
         self.authorizer = Authorizer(
             self.engine,
@@ -214,6 +216,9 @@ class Simulation:
         channels: dict[str, Channel] = {n: SimChannel(n, self) for n in sorted(channel_names)}
         self.notifier = Notifier(
             self._config(), self.engine, self.authorizer, channels, self.clock, commits
+        )
+        self.acknowledger = Acknowledger(
+            self.engine, self.people, self.store, tell=self.notifier.tell_acknowledged
         )
         self.pipeline = Pipeline(
             self.engine,
@@ -326,6 +331,14 @@ class Simulation:
         token = _token_of(msg)
         if approver is None or not token:
             return
+        if approver.ack is not None:
+            acked = approver.next_available(self.elapsed() + approver.ack, self.scenario.duration)
+            if acked is not None:
+                self.scheduler.at(
+                    self.start + acked,
+                    lambda: self._ack(approver, msg.incident_id),
+                    priority=_CLICK,
+                )
         when = approver.next_available(self.elapsed() + approver.reaction, self.scenario.duration)
         if when is None:
             return
@@ -352,6 +365,16 @@ class Simulation:
                 "authorized": result.authorized,
                 "problem": str(result.problem) if result.problem else None,
             }
+        )
+
+    async def _ack(self, approver: Approver, incident_id: str) -> None:
+        """ "I'm on it", through the real Acknowledger (escalation waits ``ack_timeout_s``)."""
+        person = await self.people.find_by_channel(
+            self.scenario.tenant, approver.channel, approver.id
+        )
+        actor = person.actor if person is not None else approver.identity
+        await self.acknowledger.acknowledge(
+            self.scenario.tenant, incident_id, actor, approver.channel
         )
 
     # -- execution --------------------------------------------------------------------------

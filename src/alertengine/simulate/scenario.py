@@ -177,6 +177,9 @@ class Approver(_Model):
     id: str = Field(min_length=1, pattern=r"^[^:\s]+$")
     channel: Literal["telegram", "whatsapp", "slack", "webhook", "web"] = "telegram"
     reaction: Duration = 60.0
+    #: Acknowledges ("I'm on it") this long after a message reaches them, when available;
+    #: unset: never acknowledges. Acknowledging holds escalation, it never approves.
+    ack: Duration | None = None
     available: tuple[Window, ...] = ()
     unavailable: tuple[Window, ...] = ()
 
