@@ -122,7 +122,16 @@ def test_export_jsonl_is_the_chain_itself(tmp_path: Path) -> None:
     out = tmp_path / "acme.jsonl"
     res = runner.invoke(
         app,
-        ["ledger", "export", "--tenant", "acme", "--out", str(out), "--store-url", f"sqlite:///{path}"],
+        [
+            "ledger",
+            "export",
+            "--tenant",
+            "acme",
+            "--out",
+            str(out),
+            "--store-url",
+            f"sqlite:///{path}",
+        ],
         env=ENV,
     )
     assert res.exit_code == 0, res.output
@@ -181,7 +190,9 @@ def test_export_time_window_without_incident(tmp_path: Path) -> None:
 def test_export_refuses_unknown_format(tmp_path: Path) -> None:
     path = tmp_path / "ae.db"
     fill(path)
-    res = runner.invoke(app, ["ledger", "export", "--format", "xml", "--store-url", f"sqlite:///{path}"])
+    res = runner.invoke(
+        app, ["ledger", "export", "--format", "xml", "--store-url", f"sqlite:///{path}"]
+    )
     assert res.exit_code == 2
 
 

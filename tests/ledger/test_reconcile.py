@@ -272,7 +272,8 @@ def test_reconcile_exit_codes_and_text(tmp_path: Path) -> None:
     )
     assert res.exit_code == 2 and "not a receipt" in res.output
     missing = runner.invoke(
-        app, ["ledger", "reconcile", "--tenant", "acme", "--store-url", f"sqlite:///{tmp_path}/x.db"]
+        app,
+        ["ledger", "reconcile", "--tenant", "acme", "--store-url", f"sqlite:///{tmp_path}/x.db"],
     )
     assert missing.exit_code == 2
 
