@@ -221,10 +221,6 @@ async def run_demo(*, headless: bool, workdir: Path, timeout_s: float = 120.0) -
             "TWILIO_API_BASE": f"http://127.0.0.1:{ports['tenant']}",
         }
     )
-    # The API's checkpoints and proofs come from this store's state directory (the workdir),
-    # signed with the key the executor's outgoing checkpoints are (``ledger public-key
-    # --store-url`` prints the same).
-    os.environ["ALERTENGINE_STORE_URL"] = f"sqlite:///{db}"
     rt = await build_runtime(config, ledger=ledger, store=store, settings=settings)
     orch_app = create_app(rt)
     orch_url = f"http://127.0.0.1:{ports['orch']}"
