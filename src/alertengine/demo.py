@@ -1,8 +1,10 @@
 """``alertengine demo``: the whole loop on one machine, no Redis, no API keys.
 
 detect → diagnose → approve → execute → audit, with the real orchestrator (SQLite ledger,
-rules diagnoser), a real instrumented app, a recovery webhook and a "phone" that receives the
-approval message. ``--headless`` approves through the real HTTP path by itself (for CI).
+rules diagnoser), a real instrumented app, a recovery webhook (the shipped receiver: it
+witnesses the log and answers signed receipts) and a "phone" that receives the approval
+message. ``--headless`` approves through the real HTTP path by itself (for CI). The audit
+ends with ``ledger verify`` and ``ledger reconcile`` (balanced: the receipt is there).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ console = Console(soft_wrap=True)
 
 TENANT = "demo"
 SERVICE = "shop"
+RECEIVER_NAME = "demo-recovery"  # the tenant's receiver key's name
+RECEIVER_DB = "receiver-witness.db"  # what it ran and witnessed, next to the demo's ledger
 
 
 def _free_port() -> int:
@@ -64,6 +68,8 @@ class DemoResult:
     final_stage: str
     approve_url: str
     entries: int
+    balanced: bool = False
+    receipts: int = 0
 
     @property
     def ok(self) -> bool:
@@ -72,6 +78,7 @@ class DemoResult:
             and self.approvals == 1
             and self.webhook_calls == 1
             and self.ledger_ok
+            and self.balanced
             and self.final_stage == Stage.RESOLVED.value
         )
 
@@ -220,46 +227,106 @@ async def run_demo(*, headless: bool, workdir: Path, timeout_s: float = 120.0) -
     tenant_url = f"http://127.0.0.1:{ports['tenant']}"
     stop_traffic = asyncio.Event()
 
-    async with (
-        _serve(shop, ports["shop"]),
-        _serve(tenant_app(side), ports["tenant"]),
-        _serve(orch_app, ports["orch"]),
-    ):
-        console.rule("[bold]AlertEngine demo")
-        console.print(f"shop API (instrumented)   http://127.0.0.1:{ports['shop']}/health/alerts")
-        console.print(f"orchestrator              {orch_url}   (ledger: {db})")
-        console.print(f"dashboard                 {orch_url}/dashboard")
-        console.print(f"on-call phone (outbox)    {tenant_url}/phone")
-        key = rt.new_keys.get(TENANT, "")
-        if key:
-            console.print(f"tenant API key (demo)     {key}")
-        traffic = asyncio.create_task(_traffic(f"http://127.0.0.1:{ports['shop']}", stop_traffic))
-        try:
-            result = await _story(
-                rt,
-                side,
-                headless=headless,
-                orch_url=orch_url,
-                tenant_url=tenant_url,
-                timeout_s=timeout_s,
-                workdir=workdir,
+    # The stores close after the servers stop: the orchestrator's loop may still be writing
+    # (health history, a last tick) until its server has shut down.
+    try:
+        async with (
+            _serve(shop, ports["shop"]),
+            _serve(tenant_app(side), ports["tenant"]),
+            _serve(orch_app, ports["orch"]),
+        ):
+            console.rule("[bold]AlertEngine demo")
+            console.print(
+                f"shop API (instrumented)   http://127.0.0.1:{ports['shop']}/health/alerts"
             )
-            if not headless:
-                console.print(
-                    "\n[bold]The demo keeps running[/] so you can look around "
-                    f"({orch_url}/dashboard, {tenant_url}/phone). Press Ctrl-C to stop."
+            console.print(f"orchestrator              {orch_url}   (ledger: {db})")
+            console.print(f"dashboard                 {orch_url}/dashboard")
+            console.print(f"on-call phone (outbox)    {tenant_url}/phone")
+            key = rt.new_keys.get(TENANT, "")
+            if key:
+                console.print(f"tenant API key (demo)     {key}")
+            side.receiver = await _tenant_receiver(
+                orch_url, key or await rt.registry.rotate_key(TENANT), recovery_secret, workdir
+            )
+            side.tenant_id = TENANT
+            shop_url = f"http://127.0.0.1:{ports['shop']}"
+            traffic = asyncio.create_task(_traffic(shop_url, stop_traffic))
+            try:
+                result = await _story(
+                    rt,
+                    side,
+                    headless=headless,
+                    orch_url=orch_url,
+                    tenant_url=tenant_url,
+                    timeout_s=timeout_s,
+                    workdir=workdir,
                 )
+                if not headless:
+                    console.print(
+                        "\n[bold]The demo keeps running[/] so you can look around "
+                        f"({orch_url}/dashboard, {tenant_url}/phone). Press Ctrl-C to stop."
+                    )
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.Event().wait()
+                return result
+            finally:
+                stop_traffic.set()
+                traffic.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.Event().wait()
-            return result
-        finally:
-            stop_traffic.set()
-            traffic.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await traffic
-            await rt.http.aclose()
-            await ledger.close()
-            await store.close()
+                    await traffic
+    finally:
+        await rt.http.aclose()
+        if side.receiver is not None:
+            await side.receiver.store.close()
+        await ledger.close()
+        await store.close()
+
+
+async def _tenant_receiver(orch_url: str, api_key: str, secret: str, workdir: Path) -> Any:
+    """The tenant's own receiver, set up as docs/webhooks.md says: our public key from the
+    public route, its own signing key, a SQLite witness store, and consistency proofs from
+    the tenant API with the tenant's key."""
+    from alertengine.ledger.checkpoint import NoteSigner
+    from alertengine.receiver import HttpConsistencyFetcher, Receiver, SqliteWitnessStore
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.get(f"{orch_url}/ledger/public-key")
+        r.raise_for_status()
+    return Receiver(
+        secret=secret,
+        log_keys=[str(r.json()["public_key"])],
+        signer=NoteSigner.generate(RECEIVER_NAME),
+        store=SqliteWitnessStore(workdir / RECEIVER_DB),
+        fetch_consistency=HttpConsistencyFetcher(orch_url, api_key),
+        tenant_id=TENANT,
+    )
+
+
+async def _reconcile(rt: Any, receiver: Any, workdir: Path) -> Any:
+    """``ledger reconcile`` on the demo's ledger, with the receiver's own receipts too."""
+    from alertengine.ledger.checkpoint import NoteSigner
+    from alertengine.ledger.reconcile import ReceiptRecord, reconcile
+    from alertengine.ledger.tlog import ConsistencyProof, TransparencyLog
+
+    entries = [e async for e in rt.ledger.scan(TENANT)]
+    # Proofs need the tree only; no signing key is involved in checking them.
+    log = TransparencyLog(rt.ledger, NoteSigner.generate("reconcile"))
+
+    async def consistency(a: int, b: int) -> ConsistencyProof:
+        return await log.consistency_proof(TENANT, a, b)
+
+    theirs = [
+        ReceiptRecord(note, str(workdir / RECEIVER_DB), receiver_key=receiver.public_key, index=i)
+        for i, note in enumerate(await receiver.store.receipts())
+    ]
+    return await reconcile(
+        TENANT,
+        entries,
+        await log.tree_head(TENANT),
+        consistency,
+        receipts=theirs,
+        receiver_keys=[receiver.signer.verifier],
+    )
 
 
 async def _wait_stage(rt: Any, stages: set[Stage], deadline: float) -> Any:
@@ -338,10 +405,31 @@ async def _story(
         f"[green]6.[/] ledger verify: {'[bold green]OK' if verify.ok else '[bold red]FAILED'}[/] "
         f"— {verify.count} entries, head {verify.head_hash[:16]}…"
     )
+    receiver = side.receiver
+    books = await _reconcile(rt, receiver, workdir) if receiver is not None else None
+    if receiver is not None and books is not None:
+        sizes = " → ".join(str(n) for n in side.witnessed)
+        verdict = "[bold green]BALANCED" if books.balanced else "[bold red]UNBALANCED"
+        console.print(
+            f"   ledger reconcile: {verdict}[/] — {books.authorizations} authorization(s), "
+            f"{books.executions} execution(s), "
+            f"{books.receipts} receipt(s) signed by the receiver ({RECEIVER_NAME}; it witnessed "
+            f"tree sizes {sizes}, checked by consistency proof)"
+        )
+        for m in books.mismatches:
+            console.print(f"   [red]MISMATCH[/] {m.line()}", markup=True, highlight=False)
+        console.print(
+            f"   checkpoint: {orch_url}/ledger/checkpoint (tenant key) · public key "
+            f"{receiver.verifiers[0].vkey} ({orch_url}/ledger/public-key; signing key "
+            f"{workdir}/checkpoint.key)",
+            highlight=False,
+        )
     console.print(
         "   audit it yourself:\n"
         f"   ALERTENGINE_LEDGER_KEY=$(cat {workdir}/ledger.key) alertengine ledger verify "
         f"--store-url sqlite:///{workdir}/alertengine-demo.db\n"
+        f"   ALERTENGINE_LEDGER_KEY=$(cat {workdir}/ledger.key) alertengine ledger reconcile "
+        f"--tenant {TENANT} --store-url sqlite:///{workdir}/alertengine-demo.db\n"
         f"   alertengine ledger replay --store-url sqlite:///{workdir}/alertengine-demo.db",
         markup=False,
         highlight=False,
@@ -360,6 +448,8 @@ async def _story(
         final_stage=final.stage.value,
         approve_url=url,
         entries=entries,
+        balanced=books is not None and books.balanced,
+        receipts=books.receipts if books is not None else 0,
     )
 
 
@@ -406,7 +496,7 @@ def demo(
     summary = (
         f"incidents={result.incidents} approvals={result.approvals} "
         f"webhook_calls={result.webhook_calls} ledger_ok={result.ledger_ok} "
-        f"final={result.final_stage}"
+        f"final={result.final_stage} balanced={result.balanced}"
     )
     if result.ok:
         console.print(f"[bold green]demo OK[/] {summary}")

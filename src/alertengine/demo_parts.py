@@ -6,8 +6,11 @@ parameters, ``ButtonPayload`` naming the approval link, signed with the demo's a
 and show the TwiML answer as the reply in the chat.
 
 These are the parts a real tenant owns (their app, their recovery endpoint, their phone);
-AlertEngine's own parts in the demo are the real ones. The recovery webhook verifies the
-signature and honours ``Idempotency-Key`` exactly as docs/webhooks.md tells receivers to.
+AlertEngine's own parts in the demo are the real ones. The recovery webhook is the shipped
+:class:`alertengine.receiver.Receiver`, as docs/webhooks.md tells tenants to run it: it
+verifies the signature, runs once per ``Idempotency-Key``, witnesses the log's checkpoint
+(the phone's notifications carry one too, so the recovery call's larger tree is checked
+with a consistency proof fetched from the orchestrator) and answers a signed receipt.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from starlette.routing import Route
 
 from alertengine.execute.signing import IDEMPOTENCY_HEADER, verify
 from alertengine.notify.twilio import signature
+from alertengine.receiver import Receiver
+from alertengine.receiver.core import Inconsistent, read_checkpoint_header
 
 #: The demo on-call engineer's WhatsApp number (a reserved fictional range).
 DEMO_WHATSAPP = "+15555550100"
@@ -116,6 +121,13 @@ class TenantSide:
     recovered: asyncio.Event = field(default_factory=asyncio.Event)
     #: The phone's WhatsApp side (set by the demo once the orchestrator's URL is known).
     whatsapp: WhatsAppClient | None = None
+    #: The tenant's receiver (set by the demo once the log's public key is known). Without
+    #: one, the recovery webhook only checks the HMAC and de-duplicates (no receipt).
+    receiver: Receiver | None = None
+    tenant_id: str = ""
+    #: Tree sizes of the checkpoints witnessed, and why any was not.
+    witnessed: list[int] = field(default_factory=list)
+    witness_problems: list[str] = field(default_factory=list)
 
 
 #: The deploy that causes the demo's spike: a query change, as in the README's story.
@@ -164,8 +176,21 @@ def shop_app(chaos: Chaos) -> Any:
 def tenant_app(side: TenantSide) -> Starlette:
     """The recovery webhook receiver and the on-call engineer's phone (an outbox page)."""
 
+    def run_recovery(key: str, payload: dict[str, Any]) -> None:
+        side.recoveries.append({"at": time.time(), "idempotency_key": key, "payload": payload})
+        side.chaos.latency_s = 0.0  # "restart the checkout workers"
+        side.chaos.error_rate = 0.0
+        side.recovered.set()
+
     async def recover(request: Request) -> Response:
         body = await request.body()
+        if side.receiver is not None:
+            answer = await side.receiver.receive(request.headers, body)
+            if answer.receipt is not None and answer.receipt.checkpoint is not None:
+                side.witnessed.append(answer.receipt.checkpoint.size)
+            if answer.run:  # once per Idempotency-Key
+                run_recovery(request.headers.get(IDEMPOTENCY_HEADER, ""), answer.payload)
+            return JSONResponse(answer.body, status_code=answer.status)
         if not verify(side.recovery_secret, dict(request.headers), body):
             return JSONResponse({"error": "bad signature"}, status_code=401)
         key = request.headers.get(IDEMPOTENCY_HEADER, "")
@@ -173,16 +198,19 @@ def tenant_app(side: TenantSide) -> Starlette:
             return JSONResponse({"ok": True, "duplicate": True})
         side.executed_keys.add(key)
         payload = await request.json()
-        side.recoveries.append({"at": time.time(), "idempotency_key": key, "payload": payload})
-        side.chaos.latency_s = 0.0  # "restart the checkout workers"
-        side.chaos.error_rate = 0.0
-        side.recovered.set()
+        run_recovery(key, payload)
         return JSONResponse({"ok": True, "action": payload.get("action")})
 
     async def inbox(request: Request) -> Response:
         body = await request.body()
         if not verify(side.notify_secret, dict(request.headers), body):
             return JSONResponse({"error": "bad signature"}, status_code=401)
+        note = read_checkpoint_header(request.headers)
+        if side.receiver is not None and note:
+            try:  # the log's checkpoint rides on notifications too: witness it
+                side.witnessed.append((await side.receiver.witness(side.tenant_id, note)).size)
+            except Inconsistent as exc:
+                side.witness_problems.append(f"{exc.error}: {exc.reason}")
         side.messages.append({"received_at": time.time(), **(await request.json())})
         side.message_arrived.set()
         return JSONResponse({"ok": True})

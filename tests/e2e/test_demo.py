@@ -33,8 +33,19 @@ def test_demo_headless_runs_the_whole_loop(tmp_path):
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
-    assert "demo OK incidents=1 approvals=1 webhook_calls=1 ledger_ok=True final=RESOLVED" in out
+    assert (
+        "demo OK incidents=1 approvals=1 webhook_calls=1 ledger_ok=True final=RESOLVED "
+        "balanced=True" in out
+    )
+    # The audit step: after `ledger verify`, the books balance (the receiver's signed receipt is
+    # there), and it says where the checkpoint and its public key are.
+    assert re.search(r"ledger verify: OK .*\n\s+ledger reconcile: BALANCED — 1 authorization", out)
+    assert "1 receipt(s) signed by the receiver" in out, out
+    shown_key = re.search(r"public key (\S+) \(http://127\.0\.0\.1:\d+/ledger/public-key;", out)
+    assert shown_key is not None, out
     assert "Nothing will run without your approval." in out
+    # Shutting down, nothing is written to a store already closed.
+    assert "StoreUnavailable" not in out, out
     # On the phone: acknowledge, then approve in chat (signed Twilio webhooks, TwiML replies).
     assert re.search(r"taps \"I'm on it\" in WhatsApp → Acknowledged", out), out
     assert re.search(r"taps \"Approve\" in WhatsApp → Approved\.", out), out
@@ -90,3 +101,64 @@ def test_demo_headless_runs_the_whole_loop(tmp_path):
     )
     assert rep.returncode == 0, rep.stdout + rep.stderr
     assert "person:oncall-alice" in (tmp_path / "report.html").read_text()
+
+    # Double entry: the real `ledger reconcile` balances the demo's books ...
+    rec = subprocess.run(
+        [*cli, "reconcile", "--tenant", "demo", "--store-url", db, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert rec.returncode == 0, rec.stdout + rec.stderr
+    books = json.loads(rec.stdout)
+    assert books["balanced"] is True and books["mismatches"] == [], books
+    assert (books["authorizations"], books["executions"], books["receipts"]) == (1, 1, 1)
+    # ... because the executor ledgered the receiver's signed receipt for its call ...
+    exp = subprocess.run(
+        [*cli, "export", "--tenant", "demo", "--store-url", db],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert exp.returncode == 0, exp.stderr
+    entries = [json.loads(line) for line in exp.stdout.splitlines() if line.strip()]
+    (receipt,) = [e for e in entries if e["kind"] == "receipt"]
+    (executed,) = [e for e in entries if e["kind"] == "transition" and e["stage"] == "EXECUTED"]
+    assert receipt["decision"] == "accepted" and receipt["data"]["valid"] is True, receipt
+    assert receipt["data"]["idempotency_key"] == executed["data"]["idempotency_key"]
+    assert receipt["seq"] < executed["seq"]
+    # ... and the receiver's own records agree: its receipts balance against the ledger too,
+    # and the checkpoint it witnessed verifies with the public key the demo printed.
+    exported = {}
+    for what in ("receipts", "checkpoints"):
+        got = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "alertengine.receiver",
+                what,
+                str(tmp_path / "receiver-witness.db"),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert got.returncode == 0, got.stderr
+        exported[what] = tmp_path / f"{what}.json"
+        exported[what].write_text(got.stdout)
+    assert len(json.loads(exported["receipts"].read_text())) == 1
+    both = subprocess.run(
+        [*cli, "reconcile", "--tenant", "demo", "--store-url", db,
+         "--receipts", str(exported["receipts"]), "--json"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert both.returncode == 0 and json.loads(both.stdout)["balanced"] is True, both.stdout
+    pub = subprocess.run(
+        [*cli, "public-key", "--store-url", db], capture_output=True, text=True, env=env
+    )
+    assert pub.returncode == 0 and pub.stdout.strip() == shown_key.group(1), pub.stdout + pub.stderr
+    witnessed = subprocess.run(
+        [*cli, "verify", "--store-url", db, "--witness", str(exported["checkpoints"])],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert witnessed.returncode == 0, witnessed.stdout + witnessed.stderr

@@ -159,6 +159,8 @@ def test_phone_page_link_approves_and_ctrl_c_stops_cleanly(tmp_path):
             browser.close()
         out.wait_for(r"Recovery webhook called", 60)
         out.wait_for(r"ledger verify: OK", 90)
+        # Approved in the browser, the books balance too: the receiver's receipt is ledgered.
+        out.wait_for(r"ledger reconcile: BALANCED — 1 authorization\(s\), 1 execution\(s\)", 30)
         out.wait_for(r"Press Ctrl-C to stop", 30)
     finally:
         # Always stopped (an earlier failure keeps its own message): SIGINT, then the group.

@@ -32,6 +32,12 @@ async def test_ack_holds_escalation_until_the_timeout_then_escalates(make_phone)
         assert p.twilio.sent[-1]["To"] == f"whatsapp:{BOB}"
         expired = [e for e in await p.entries("acme", "ack") if e.decision == "expired"]
         assert len(expired) == 1 and expired[0].actor == "policy"
+        # The escalation names the wait that ran out: the acknowledgement's, not the first ask's.
+        (escalation,) = await p.entries("acme", "escalation")
+        assert escalation.reason == (
+            "person:alice's acknowledgement expired with no decision within 300 s "
+            "(ack_timeout_s); asking the next person, person:bob"
+        ), escalation.reason
 
         # Bob takes it: alice (already told) hears who, bob gets no echo of his own ack.
         before = len(p.twilio.sent)

@@ -24,7 +24,7 @@ import httpx
 
 from alertengine.engine import IncidentEngine
 from alertengine.incidents import IncidentState
-from alertengine.ledger.checkpoint import CheckpointError, NoteVerifier
+from alertengine.ledger.checkpoint import CheckpointError, NoteSigner, NoteVerifier
 from alertengine.receiver.core import CHECKPOINT_HEADER, STATUS_CHECKPOINT_REFUSED
 from alertengine.receiver.receipt import body_sha256, open_receipt
 
@@ -166,9 +166,26 @@ class ReceiptBook:
 
 
 def checkpoint_source(
-    ledger: object, environ: Mapping[str, str] | None = None
+    ledger: object,
+    environ: Mapping[str, str] | None = None,
+    signer: NoteSigner | None = None,
 ) -> CheckpointSource | None:
-    """The tenant checkpoints of ``ledger`` signed with the log's key, for outgoing calls.
+    """The tenant checkpoints of ``ledger`` signed with the log's key (``signer``, else
+    :func:`checkpoint_signer`'s), for outgoing calls. None when the store keeps no tree."""
+    from alertengine.ledger.base import TreeStore
+    from alertengine.ledger.tlog import TransparencyLog
+
+    signer = signer or checkpoint_signer(ledger, environ)
+    if signer is None or not isinstance(ledger, TreeStore):
+        return None
+    return TransparencyLog(ledger, signer).checkpoint
+
+
+def checkpoint_signer(
+    ledger: object, environ: Mapping[str, str] | None = None
+) -> NoteSigner | None:
+    """The log's checkpoint key for ``ledger``: the one outgoing calls and the API's
+    checkpoints and proofs are signed with.
 
     The key is found as :func:`alertengine.ledger.keys.load_signer` says, in the state
     directory ``ledger public-key`` reads for the same store: next to a SQLite ledger, else
@@ -177,10 +194,8 @@ def checkpoint_source(
     when the store keeps no tree.
     """
     from alertengine.ledger.base import TreeStore
-    from alertengine.ledger.checkpoint import NoteSigner
     from alertengine.ledger.keys import DEFAULT_KEY_NAME, load_signer
     from alertengine.ledger.memory import MemoryLedgerStore
-    from alertengine.ledger.tlog import TransparencyLog
 
     if not isinstance(ledger, TreeStore):
         return None
@@ -194,4 +209,4 @@ def checkpoint_source(
     else:
         state_dir = Path(path).parent if path is not None else Path("var")
         signer = load_signer(environ, state_dir=state_dir)
-    return TransparencyLog(ledger, signer).checkpoint
+    return signer

@@ -162,7 +162,11 @@ class _Round:
 
 
 def _engineer(actor: str) -> bool:
-    return actor.startswith("engineer:")
+    """A human approver: ``person:<id>`` (people), or ``engineer:<channel>:<id>`` of older
+    ledgers; the same rule the incident fold counts approvals by."""
+    from alertengine.incidents import is_engineer
+
+    return is_engineer(actor)
 
 
 def _check_authorizations(

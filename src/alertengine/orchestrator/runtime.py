@@ -34,10 +34,11 @@ from alertengine.commits_api import commits_routes
 from alertengine.engine import IncidentEngine
 from alertengine.execute.executor import Executor
 from alertengine.execute.instance import Instance
-from alertengine.execute.receipts import ReceiptBook, checkpoint_source
+from alertengine.execute.receipts import ReceiptBook, checkpoint_signer, checkpoint_source
 from alertengine.execute.signing import WeakKeyError, check_key
 from alertengine.incidents import IncidentState
 from alertengine.ledger import LedgerError, LedgerStore
+from alertengine.ledger.checkpoint import NoteSigner
 from alertengine.log_redaction import install_url_redaction
 from alertengine.notify.telegram import TelegramChannel
 from alertengine.notify.telegram_webhook import telegram_webhook_routes
@@ -114,6 +115,8 @@ class Runtime:
     acknowledger: Acknowledger | None = None
     #: Tenant API keys created at start-up for tenants the store did not know (shown once).
     new_keys: dict[str, str] = field(default_factory=dict)
+    #: The log's checkpoint key (the executor's and the API's), set by build_runtime.
+    checkpoint_signer: NoteSigner | None = None
     _exec_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @property
@@ -210,7 +213,9 @@ async def build_runtime(
     # restart takes over the leases of the process it replaces at once.
     instance = Instance.current(env)
     executor = Executor(orch.engine, store, http, clock, webhook_for, instance=instance)
-    executor.receipts = ReceiptBook(orch.engine, checkpoint_source(ledger, environ))
+    # One checkpoint key for the outgoing calls and the API's checkpoints and proofs.
+    log_signer = checkpoint_signer(ledger, environ)
+    executor.receipts = ReceiptBook(orch.engine, checkpoint_source(ledger, signer=log_signer))
     orch.status_sections["witnesses"] = executor.receipts.status
     commits = CommitLog(store)
     diagnosis = build_diagnosis(config, settings)
@@ -279,7 +284,8 @@ async def build_runtime(
     notifier.oncall, orch.pipeline.held = hooks, hooks.held
     rt.extra_routes.extend(commits_routes(commits, _github_secret_for(config)))
     rt.extra_routes.extend(dashboard_routes(rt))
-    oncall_api = OrchestratorAPI(orch, registry, settings.admin_key or None)
+    rt.checkpoint_signer = log_signer
+    oncall_api = OrchestratorAPI(orch, registry, settings.admin_key or None, log_signer)
     rt.extra_routes.extend(OnCallAPI(oncall_api, rt.oncall).routes())
     acknowledger = Acknowledger(orch.engine, people, store, tell=notifier.tell_acknowledged)
     rt.acknowledger = acknowledger
@@ -375,7 +381,7 @@ async def sync_tenants(rt: Runtime) -> None:
 
 
 def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
-    api = OrchestratorAPI(rt.orch, rt.registry, rt.settings.admin_key or None)
+    api = OrchestratorAPI(rt.orch, rt.registry, rt.settings.admin_key or None, rt.checkpoint_signer)
 
     async def healthz(_: Request) -> JSONResponse:
         # EMERGENCY is not healthy: nothing can be recorded, so nothing may move. Load

@@ -479,6 +479,7 @@ class Notifier:
                     ):
                         await self._retry_unnotified(s)
                     continue
+                expired_ack = ""  # who acknowledged, when that acknowledgement just expired
                 if s.acked_at is not None:
                     if self.clock.now() < s.acked_at + policy.ack_timeout_s:
                         continue  # someone is on it: nobody else is woken yet
@@ -492,6 +493,7 @@ class Notifier:
                         f"{policy.ack_timeout_s:.0f} s; escalating again",
                         data={"acked_by": s.acked_by, "ack_timeout_s": policy.ack_timeout_s},
                     )
+                    expired_ack = s.acked_by
                 due = escalations_due(s.notified_at, self.clock.now(), policy.escalate_after_s)
                 if due < 1:
                     continue
@@ -500,14 +502,20 @@ class Notifier:
                 if level >= len(levels):
                     continue  # everyone has been asked; expiry will decide
                 asked, nxt = levels[level - 1][0].identity, levels[level][0].identity
+                # The wait that ran out: the acknowledgement's, when there was one.
+                waited = (
+                    f"{expired_ack}'s acknowledgement expired with no decision within "
+                    f"{policy.ack_timeout_s:.0f} s (ack_timeout_s)"
+                    if expired_ack
+                    else f"no decision from {asked} within {policy.escalate_after_s:.0f} s"
+                )
                 await self.engine.record(
                     t.id,
                     s.incident_id,
                     kind="escalation",
                     actor="orchestrator",
                     decision=f"level {level}",
-                    reason=f"no decision from {asked} within {policy.escalate_after_s:.0f} s; "
-                    f"asking the next person, {nxt}",
+                    reason=f"{waited}; asking the next person, {nxt}",
                     data={"level": level, "person": nxt, "previous": asked},
                 )
                 fresh = await self.engine.get(t.id, s.incident_id)

@@ -263,6 +263,14 @@ class Receiver:
         signed["duplicate"] = False
         return Answer(200, signed, run=True, payload=payload, receipt=receipt)
 
+    async def witness(self, tenant_id: str, note: str) -> TreeHead:
+        """Witness a checkpoint that came with something else than a recovery call (a signed
+        notification webhook carries one too): verify it and its consistency with the last
+        one witnessed, and remember it. Raises :class:`Inconsistent` (``error``, ``reason``)
+        when it does not verify or does not extend what was witnessed."""
+        async with self._lock:
+            return await self._witness(tenant_id, note)
+
     async def _witness(self, tenant: str, note: str) -> TreeHead:
         origin = origin_for(tenant, self.log_name)
         try:
