@@ -32,7 +32,7 @@ from alertengine.ledger import Entry, LedgerQuery
 from alertengine.ledger.sqlite import SqliteLedgerStore
 from alertengine.stores.sqlite import SqliteStateStore
 from alertengine.tenants import TenantRegistry
-from tests.scale.cluster import ROOT, SECRETS, Proc, until, wait_http
+from tests.scale.cluster import ROOT, SECRETS, Proc, critical, until, wait_http
 from tests.support.redis_server import free_port
 from tests.support.servers import ServerThread
 
@@ -41,12 +41,7 @@ SERVICE = "checkout"
 #: The promise in docs/orchestrator.md: after a SIGKILL, EXECUTED within 5 s of restart.
 RESTART_TO_EXECUTED_S = 5.0
 
-CRITICAL = {
-    "service": SERVICE,
-    "status": "critical",
-    "health_score": {"score": 12.0, "status": "critical"},
-    "metrics": {"overall_p95_ms": 2400.0, "error_rate_5xx": 0.3, "sample_size": 500},
-}
+CRITICAL = critical(SERVICE)
 
 
 @dataclass

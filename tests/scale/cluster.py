@@ -123,6 +123,20 @@ async def until(
 
 
 PUSHED = "pushed"  # a push-only target (no health_url)
+ADMIN = {"Authorization": f"Bearer {SECRETS['ALERTENGINE_ADMIN_KEY']}"}
+
+
+def critical(service: str) -> dict[str, Any]:
+    """A pushed health report bad enough to open an incident on ``service``."""
+    return {
+        "service": service,
+        "status": "critical",
+        "health_score": {"score": 12.0, "status": "critical"},
+        "metrics": {"overall_p95_ms": 2400.0, "error_rate_5xx": 0.3, "sample_size": 500},
+    }
+
+
+CRITICAL = critical(PUSHED)
 
 
 def config_toml(
