@@ -18,11 +18,10 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.scale.cluster import PUSHED, SECRETS, TENANT, Proc, config_toml, wait_http
+from tests.scale.cluster import ADMIN, PUSHED, SECRETS, TENANT, Proc, config_toml, wait_http
 from tests.support.redis_server import free_port
 
 TG_SECRET = "tg_secret-" + "x" * 24
-ADMIN = {"Authorization": f"Bearer {SECRETS['ALERTENGINE_ADMIN_KEY']}"}
 CRASH_MARKERS = ("Traceback", "Exception in ASGI application", "ClientDisconnect")
 
 

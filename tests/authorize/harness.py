@@ -200,3 +200,12 @@ class Receiver:
             return JSONResponse({"ok": True}, status_code=200)
 
         return Starlette(routes=[Route("/recover", hook, methods=["POST"])])
+
+
+async def authorized(sys: System) -> str:
+    """A VALIDATED incident of a new tenant ``acme``, authorized by alice; its id."""
+    await add_tenant(sys)
+    i = await validated_incident(sys)
+    link = await sys.authorizer.issue("acme", i, ALICE)
+    assert (await sys.authorizer.confirm(link.token)).authorized
+    return i

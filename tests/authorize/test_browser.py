@@ -10,10 +10,7 @@ import pytest
 from alertengine.incidents import Stage
 from tests.authorize.harness import ALICE, validated_incident
 from tests.authorize.test_http import Live, start_live
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+from tests.support.browser import ARGS, CHROMIUM
 
 pytestmark = [
     pytest.mark.browser,

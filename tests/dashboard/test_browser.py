@@ -11,18 +11,9 @@ import pytest
 from alertengine.orchestrator.runtime import Runtime, create_app
 from tests.dashboard.helpers import authorized_incident, make_runtime
 from tests.support.asgi_server import LoopThread
+from tests.support.browser import ARGS, CHROMIUM, record_errors
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 if not os.path.exists(CHROMIUM):  # pragma: no cover - make system-deps installs it
     pytest.skip("Debian chromium is not installed", allow_module_level=True)
@@ -64,11 +55,7 @@ def browser() -> Iterator[object]:
 @pytest.fixture
 def page(browser, served):
     context = browser.new_context()
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.errors = errors
+    pg = record_errors(context.new_page())
     yield pg
     context.close()
 

@@ -3,24 +3,10 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from alertengine.ledger import LedgerUnavailable
-from alertengine.orchestrator.runtime import create_app
 from alertengine.sdk.report import unavailable_report
-from tests.dashboard.helpers import ADMIN_KEY, make_runtime
-
-
-@pytest.fixture
-async def env():
-    rt = await make_runtime()
-    app = create_app(rt, run_loop=False)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://orch.test"
-    ) as client:
-        yield rt, client
-    await rt.drain()
-    await rt.http.aclose()
+from tests.dashboard.helpers import ADMIN_KEY
 
 
 async def sign_in(client: httpx.AsyncClient, key: str, tenant: str = "") -> None:

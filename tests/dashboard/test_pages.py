@@ -16,19 +16,7 @@ from alertengine.orchestrator.dashboard import (
 from alertengine.orchestrator.history import KEEP_S, Observation, SharedHistory, collection
 from alertengine.orchestrator.runtime import build_runtime, create_app
 from alertengine.orchestrator.settings import Settings
-from tests.dashboard.helpers import ADMIN_KEY, authorized_incident, make_runtime
-
-
-@pytest.fixture
-async def env():
-    rt = await make_runtime()
-    app = create_app(rt, run_loop=False)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://orch.test"
-    ) as client:
-        yield rt, client
-    await rt.drain()
-    await rt.http.aclose()
+from tests.dashboard.helpers import ADMIN_KEY, authorized_incident
 
 
 async def sign_in(client: httpx.AsyncClient, key: str, tenant: str = "") -> httpx.Response:

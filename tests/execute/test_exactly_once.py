@@ -11,7 +11,6 @@ import asyncio
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,28 +32,12 @@ from tests.authorize.harness import (
     Receiver,
     System,
     add_tenant,
+    authorized,
     build_system,
     entries,
     validated_incident,
 )
 from tests.support.servers import ServerThread
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[Receiver, str]]:
-    rec = Receiver()
-    server = ServerThread(rec.app())
-    server.start()
-    yield rec, server.base_url + "/recover"
-    server.stop()
-
-
-async def authorized(sys: System) -> str:
-    await add_tenant(sys)
-    i = await validated_incident(sys)
-    link = await sys.authorizer.issue("acme", i, ALICE)
-    assert (await sys.authorizer.confirm(link.token)).authorized
-    return i
 
 
 async def assert_executed_once(sys: System, i: str) -> None:

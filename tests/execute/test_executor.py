@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,28 +19,11 @@ from tests.authorize.harness import (
     Receiver,
     System,
     add_tenant,
+    authorized,
     build_system,
     entries,
     validated_incident,
 )
-from tests.support.servers import ServerThread
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[Receiver, str]]:
-    rec = Receiver()
-    server = ServerThread(rec.app())
-    server.start()
-    yield rec, server.base_url + "/recover"
-    server.stop()
-
-
-async def authorized(sys: System) -> str:
-    await add_tenant(sys)
-    i = await validated_incident(sys)
-    link = await sys.authorizer.issue("acme", i, ALICE)
-    assert (await sys.authorizer.confirm(link.token)).authorized
-    return i
 
 
 async def run_with_virtual_time(sys: System, clock: VirtualClock, i: str):  # type: ignore[no-untyped-def]

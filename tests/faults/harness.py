@@ -9,7 +9,6 @@ reports validate an incident. Every process is started here and stopped by its o
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from alertengine.ledger import Entry, LedgerQuery
 from alertengine.ledger.sqlite import SqliteLedgerStore
 from alertengine.stores.sqlite import SqliteStateStore
 from alertengine.tenants import TenantRegistry
-from tests.scale.cluster import ROOT, SECRETS, Proc, until, wait_http
+from tests.scale.cluster import ROOT, SECRETS, Proc, critical, inbox_route, until, wait_http
 from tests.support.redis_server import free_port
 from tests.support.servers import ServerThread
 
@@ -41,12 +40,7 @@ SERVICE = "checkout"
 #: The promise in docs/orchestrator.md: after a SIGKILL, EXECUTED within 5 s of restart.
 RESTART_TO_EXECUTED_S = 5.0
 
-CRITICAL = {
-    "service": SERVICE,
-    "status": "critical",
-    "health_score": {"score": 12.0, "status": "critical"},
-    "metrics": {"overall_p95_ms": 2400.0, "error_rate_5xx": 0.3, "sample_size": 500},
-}
+CRITICAL = critical(SERVICE)
 
 
 @dataclass
@@ -73,13 +67,6 @@ class FaultReceiver:
     release: threading.Event = field(default_factory=threading.Event)
 
     def app(self) -> Starlette:
-        async def inbox(request: Request) -> Response:
-            body = await request.body()
-            if not verify(SECRETS["NOTIFY_WEBHOOK_SECRET"].encode(), dict(request.headers), body):
-                return JSONResponse({"error": "bad signature"}, status_code=401)
-            self.messages.append(json.loads(body))
-            return JSONResponse({"ok": True})
-
         async def recover(request: Request) -> Response:
             body = await request.body()
             if not verify(SECRETS["SCALE_RECOVERY_SECRET"].encode(), dict(request.headers), body):
@@ -96,10 +83,7 @@ class FaultReceiver:
             return JSONResponse({"ok": True})
 
         return Starlette(
-            routes=[
-                Route("/inbox", inbox, methods=["POST"]),
-                Route("/recover", recover, methods=["POST"]),
-            ]
+            routes=[inbox_route(self.messages), Route("/recover", recover, methods=["POST"])]
         )
 
     def approve_token(self, n: int = -1) -> str:

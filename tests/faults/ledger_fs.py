@@ -19,9 +19,8 @@ import pytest
 
 from alertengine.ledger import LedgerQuery
 from alertengine.ledger.sqlite import SqliteLedgerStore
-from tests.scale.cluster import SECRETS
+from tests.scale.cluster import ADMIN, SECRETS
 
-ADMIN = {"Authorization": f"Bearer {SECRETS['ALERTENGINE_ADMIN_KEY']}"}
 TENANT = "acme"
 SERVICE = "checkout"
 

@@ -12,9 +12,12 @@ recovery webhook exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import sys
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -84,100 +87,121 @@ async def ticks_pass(c: httpx.AsyncClient, base: str, n: int, check: Any) -> Non
         await asyncio.sleep(0.1)
 
 
-@pytest.mark.timeout(180)
-async def test_full_disk_is_one_honest_emergency_that_ends_by_itself(tmp_path: Path) -> None:
+@dataclass
+class Serving:
+    """A running orchestrator (see ``serving``), its target's score, receiver and a client."""
+
+    proc: Proc
+    c: httpx.AsyncClient
+    base: str
+    rx: Receiver
+    score: dict[str, float]
+
+    async def normal(self) -> bool:
+        code, body = await healthz(self.c, self.base)
+        return code == 200 and body["mode"] == "NORMAL"
+
+
+def still_emergency(code: int, body: dict[str, Any]) -> None:
+    assert (code, body["mode"]) == (503, "EMERGENCY"), body
+
+
+@contextlib.asynccontextmanager
+async def serving(db: Path, tmp_path: Path) -> AsyncIterator[Serving]:
+    """``alertengine serve`` with its ledger at ``db``, a healthy target and a receiver,
+    yielded once it polled the target three times in NORMAL; stopped by its pid after."""
     port, app_port, rx_port = free_port(), free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     score = {"v": 97.0}
     rx = Receiver()
+    cfg = tmp_path / "alertengine.toml"
+    cfg.write_text(
+        config(
+            db,
+            port=port,
+            health_url=f"http://127.0.0.1:{app_port}/health/alerts",
+            receiver=f"http://127.0.0.1:{rx_port}",
+        )
+    )
+    proc = serve(cfg, tmp_path / "orch.log")
+    try:
+        async with (
+            _serve(target_app(score), app_port),
+            _serve(rx.app(), rx_port),
+            httpx.AsyncClient(timeout=5) as c,
+        ):
+            await wait_http(f"{base}/healthz", 60, [proc])
+
+            async def polled() -> bool:
+                st = await status(c, base)
+                return st["stats"]["polls"] >= 3 and st["mode"] == "NORMAL"
+
+            await until(polled, 30, "the orchestrator never polled its target")
+            yield Serving(proc, c, base, rx, score)
+    finally:
+        proc.stop()
+
+
+@pytest.mark.timeout(180)
+async def test_full_disk_is_one_honest_emergency_that_ends_by_itself(tmp_path: Path) -> None:
     with tmpfs(tmp_path / "disk", "32m") as disk:
         db = disk / "ae.db"
-        cfg = tmp_path / "alertengine.toml"
-        cfg.write_text(
-            config(
-                db,
-                port=port,
-                health_url=f"http://127.0.0.1:{app_port}/health/alerts",
-                receiver=f"http://127.0.0.1:{rx_port}",
-            )
-        )
-        proc = serve(cfg, tmp_path / "orch.log")
-        try:
-            async with (
-                _serve(target_app(score), app_port),
-                _serve(rx.app(), rx_port),
-                httpx.AsyncClient(timeout=5) as c,
-            ):
-                await wait_http(f"{base}/healthz", 60, [proc])
+        async with serving(db, tmp_path) as s:
+            c, base, rx, score = s.c, s.base, s.rx, s.score
+            score["v"] = 10.0  # the target breaks: an incident, and a person is asked
 
-                async def polled() -> bool:
-                    st = await status(c, base)
-                    return st["stats"]["polls"] >= 3 and st["mode"] == "NORMAL"
+            async def asked() -> list[dict[str, Any]]:
+                return rx.messages
 
-                await until(polled, 30, "the orchestrator never polled its target")
-                score["v"] = 10.0  # the target breaks: an incident, and a person is asked
+            (msg,) = await until(asked, 30, "nobody was asked to approve")
+            token = parse_qs(urlsplit(str(msg["approve_url"])).query)["token"][0]
 
-                async def asked() -> list[dict[str, Any]]:
-                    return rx.messages
+            truncate_wal(db)
+            filler = disk / "filler"
+            fill(filler)
+            filled = time.monotonic()
 
-                (msg,) = await until(asked, 30, "nobody was asked to approve")
-                token = parse_qs(urlsplit(str(msg["approve_url"])).query)["token"][0]
+            async def emergency() -> tuple[int, dict[str, Any]] | None:
+                code, body = await healthz(c, base)
+                return (code, body) if code == 503 else None
 
-                truncate_wal(db)
-                filler = disk / "filler"
-                fill(filler)
-                filled = time.monotonic()
+            code, body = await until(emergency, 20, "/healthz never said the disk is full")
+            noticed_after = time.monotonic() - filled
+            assert body["mode"] == "EMERGENCY" and not body["ok"], body
+            assert body["causes"]["ledger"] == "disk full", body
+            st = await status(c, base)
+            assert st["mode"] == "EMERGENCY" and "ledger" in st["mode_reasons"], st
+            assert "database or disk is full" in st["causes"]["ledger"], st
 
-                async def emergency() -> tuple[int, dict[str, Any]] | None:
-                    code, body = await healthz(c, base)
-                    return (code, body) if code == 503 else None
+            # It stays EMERGENCY for as long as the disk is full: no flapping per tick.
+            await ticks_pass(c, base, 6, still_emergency)
+            # Its own connection: on main a 500 here also closes the keep-alive one.
+            async with httpx.AsyncClient(timeout=10) as once:
+                r = await once.post(f"{base}/action/recover/confirm", data={"token": token})
+            assert r.status_code != 200, r.text  # nothing can be recorded: nothing runs
+            await ticks_pass(c, base, 6, still_emergency)
+            assert len(rx.messages) == 1 and rx.recoveries == []  # nothing moved
 
-                code, body = await until(emergency, 20, "/healthz never said the disk is full")
-                noticed_after = time.monotonic() - filled
-                assert body["mode"] == "EMERGENCY" and not body["ok"], body
-                assert body["causes"]["ledger"] == "disk full", body
-                st = await status(c, base)
-                assert st["mode"] == "EMERGENCY" and "ledger" in st["mode_reasons"], st
-                assert "database or disk is full" in st["causes"]["ledger"], st
+            filler.unlink()
+            freed = time.monotonic()
 
-                def still_emergency(code: int, body: dict[str, Any]) -> None:
-                    assert (code, body["mode"]) == (503, "EMERGENCY"), body
+            await until(s.normal, 40, "the orchestrator did not come back by itself")
+            back_after = time.monotonic() - freed
 
-                # It stays EMERGENCY for as long as the disk is full: no flapping per tick.
-                await ticks_pass(c, base, 6, still_emergency)
-                # Its own connection: on main a 500 here also closes the keep-alive one.
-                async with httpx.AsyncClient(timeout=10) as once:
-                    r = await once.post(f"{base}/action/recover/confirm", data={"token": token})
-                assert r.status_code != 200, r.text  # nothing can be recorded: nothing runs
-                await ticks_pass(c, base, 6, still_emergency)
-                assert len(rx.messages) == 1 and rx.recoveries == []  # nothing moved
+            def stays_normal(code: int, body: dict[str, Any]) -> None:
+                assert (code, body["mode"]) == (200, "NORMAL"), body
 
-                filler.unlink()
-                freed = time.monotonic()
+            r = await c.post(f"{base}/action/recover/confirm", data={"token": token})
+            assert r.status_code == 200, r.text  # the same link, now that it can be kept
 
-                async def normal() -> bool:
-                    code, body = await healthz(c, base)
-                    return code == 200 and body["mode"] == "NORMAL"
+            async def recovered() -> list[str]:
+                return rx.recoveries
 
-                await until(normal, 40, "the orchestrator did not come back by itself")
-                back_after = time.monotonic() - freed
-
-                def stays_normal(code: int, body: dict[str, Any]) -> None:
-                    assert (code, body["mode"]) == (200, "NORMAL"), body
-
-                r = await c.post(f"{base}/action/recover/confirm", data={"token": token})
-                assert r.status_code == 200, r.text  # the same link, now that it can be kept
-
-                async def recovered() -> list[str]:
-                    return rx.recoveries
-
-                await until(recovered, 30, "the recovery webhook did not run")
-                score["v"] = 97.0
-                await ticks_pass(c, base, 6, stays_normal)
-                assert (await status(c, base))["pending_system_entries"] == 0
-        finally:
-            proc.stop()
-        log = proc.tail(200_000)
+            await until(recovered, 30, "the recovery webhook did not run")
+            score["v"] = 97.0
+            await ticks_pass(c, base, 6, stays_normal)
+            assert (await status(c, base))["pending_system_entries"] == 0
+        log = s.proc.tail(200_000)
         assert "EMERGENCY" in log and "database or disk is full" in log, log[-3000:]
         modes = await system_modes(db)  # also: every chain in the file verifies
         ledger = SqliteLedgerStore(db, key=None)

@@ -24,6 +24,8 @@ from alertengine.ledger import LedgerQuery
 from alertengine.ledger.redis import RedisLedgerStore
 from alertengine.orchestrator.mode import RECOVER_AFTER_S
 from tests.scale.cluster import (
+    ADMIN,
+    CRITICAL,
     PUSHED,
     SECRETS,
     TENANT,
@@ -40,14 +42,6 @@ from tests.scale.cluster import (
 from tests.support.redis_server import free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
-
-ADMIN = {"Authorization": f"Bearer {SECRETS['ALERTENGINE_ADMIN_KEY']}"}
-CRITICAL = {
-    "service": PUSHED,
-    "status": "critical",
-    "health_score": {"score": 12.0, "status": "critical"},
-    "metrics": {"overall_p95_ms": 2400.0, "error_rate_5xx": 0.3, "sample_size": 500},
-}
 
 
 async def _health(orchs: list[str]) -> list[tuple[int, str]]:

@@ -298,21 +298,25 @@ async def test_witnessed_checkpoint_with_a_bad_signature_is_reported(store: Ledg
 # --- ledgers written before the tree existed -------------------------------------------------
 
 
+async def drop_tree(backend: Backend) -> None:
+    """Remove t1's stored tree, as a ledger from before this version has none."""
+    if backend.name == "sqlite":
+        con = sqlite3.connect(str(backend.path))
+        con.execute("DROP TABLE ledger_tree")
+        con.close()
+    else:
+        r = aioredis.Redis.from_url(str(backend.url))
+        for k in [k async for k in r.scan_iter("ae:ledger:{t1}:tree:*")]:
+            await r.delete(k)
+        await r.aclose()
+
+
 async def test_a_pre_tree_ledger_gets_its_tree(persistent: Backend) -> None:
     store = persistent.open()
     await fill(store, "t1", 23)
     want = (await tlog(store).tree_head("t1")).root
     await store.close()
-    # Remove the tree, as a ledger from before this version has none.
-    if persistent.name == "sqlite":
-        con = sqlite3.connect(str(persistent.path))
-        con.execute("DROP TABLE ledger_tree")
-        con.close()
-    else:
-        r = aioredis.Redis.from_url(str(persistent.url))
-        for k in [k async for k in r.scan_iter("ae:ledger:{t1}:tree:*")]:
-            await r.delete(k)
-        await r.aclose()
+    await drop_tree(persistent)
 
     store = persistent.open()
     try:
@@ -331,15 +335,7 @@ async def test_an_append_to_a_pre_tree_ledger_builds_the_tree_first(persistent: 
     store = persistent.open()
     await fill(store, "t1", 11)
     await store.close()
-    if persistent.name == "sqlite":
-        con = sqlite3.connect(str(persistent.path))
-        con.execute("DROP TABLE ledger_tree")
-        con.close()
-    else:
-        r = aioredis.Redis.from_url(str(persistent.url))
-        for k in [k async for k in r.scan_iter("ae:ledger:{t1}:tree:*")]:
-            await r.delete(k)
-        await r.aclose()
+    await drop_tree(persistent)
     store = persistent.open()
     try:
         await fill(store, "t1", 3, start=11)
@@ -393,15 +389,7 @@ async def test_verify_tree_reports_a_lagging_tree(persistent: Backend) -> None:
     store = persistent.open()
     await fill(store, "t1", 7)
     await store.close()
-    if persistent.name == "sqlite":
-        con = sqlite3.connect(str(persistent.path))
-        con.execute("DROP TABLE ledger_tree")
-        con.close()
-    else:
-        r = aioredis.Redis.from_url(str(persistent.url))
-        for k in [k async for k in r.scan_iter("ae:ledger:{t1}:tree:*")]:
-            await r.delete(k)
-        await r.aclose()
+    await drop_tree(persistent)
     store = persistent.open()
     try:
         assert isinstance(store, TreeStore)

@@ -12,12 +12,9 @@ from alertengine.ledger import LedgerQuery
 from alertengine.orchestrator.runtime import Runtime, create_app
 from tests.oncall.dashboard_runtime import make_runtime
 from tests.support.asgi_server import LoopThread
+from tests.support.browser import ARGS, CHROMIUM, record_errors
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 if not os.path.exists(CHROMIUM):  # pragma: no cover - make system-deps installs it
     pytest.skip("Debian chromium is not installed", allow_module_level=True)
@@ -49,11 +46,7 @@ def page(served: Served) -> Iterator[object]:
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            pg = b.new_context().new_page()
-            errors: list[str] = []
-            pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            pg.on("pageerror", lambda e: errors.append(str(e)))
-            pg.errors = errors
+            pg = record_errors(b.new_context().new_page())
             pg.goto(f"{served.url}/dashboard/")
             pg.get_by_label("Tenant API key (or the admin key)").fill(served.key)
             pg.click("#signin")

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 
-import httpx
 import pytest
 
-from alertengine.clock import VirtualClock
 from alertengine.ledger import LedgerQuery
 from alertengine.ledger.memory import MemoryLedgerStore
 from alertengine.orchestrator.config import ConfigError, parse_config
-from alertengine.orchestrator.runtime import build_runtime, create_app, sync_tenants
-from alertengine.orchestrator.settings import Settings
-from alertengine.stores import MemoryStateStore
+from alertengine.orchestrator.runtime import sync_tenants
 from tests.support.fakes.telegram import FakeTelegram
 from tests.support.servers import serve
-
-DEGRADED = {
-    "status": "critical",
-    "health_score": {"score": 22, "status": "critical", "trend": "degrading"},
-    "metrics": {"overall_p95_ms": 2800.0, "error_rate": 0.19, "sample_size": 250},
-    "alerts": [],
-}
+from tests.support.wired import DEGRADED, wired_app
 
 
 def cfg(schedule_people: list[str]) -> dict[str, object]:
@@ -55,24 +44,15 @@ def cfg(schedule_people: list[str]) -> dict[str, object]:
 async def test_whoever_is_on_call_is_asked_first_and_config_changes_are_ledgered() -> None:
     tg = FakeTelegram()
     with serve(tg.app) as tg_url:
-        settings = Settings.from_env(
-            {"ALERT_SECRET": "s" * 48, "TELEGRAM_BOT_TOKEN": tg.token, "TELEGRAM_API_BASE": tg_url}
-        )
-        clock = VirtualClock(start=time.time())
+        env = {
+            "ALERT_SECRET": "s" * 48,
+            "TELEGRAM_BOT_TOKEN": tg.token,
+            "TELEGRAM_API_BASE": tg_url,
+        }
         ledger = MemoryLedgerStore(b"k" * 32)
         # carol is the only person of the rotation: on call whatever the day.
-        rt = await build_runtime(
-            parse_config(cfg(["carol"])),
-            ledger=ledger,
-            store=MemoryStateStore(clock),
-            settings=settings,
-            clock=clock,
-        )
-        await sync_tenants(rt)
-        app = create_app(rt, run_loop=False)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://orch.test"
-        ) as client:
+        async with wired_app(cfg(["carol"]), env, base_url="http://orch.test", ledger=ledger) as w:
+            rt, client, clock = w.rt, w.client, w.clock
             key = {"Authorization": f"Bearer {rt.new_keys['acme']}"}
             r = await client.post("/intake/health?service=checkout", json=DEGRADED, headers=key)
             assert r.json()["incident"]["stage"] == "VALIDATED"

@@ -23,13 +23,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.scale.cluster import ROOT, SECRETS, Proc, until, wait_http
+from tests.scale.cluster import ADMIN, ROOT, SECRETS, Proc, until, wait_http
 from tests.support.fakes.telegram import FakeTelegram
 from tests.support.redis_server import free_port
 from tests.support.servers import serve
 
 LOOP_S = 1.0
-ADMIN = {"Authorization": f"Bearer {SECRETS['ALERTENGINE_ADMIN_KEY']}"}
 HEALTHY = {
     "status": "ok",
     "health_score": {"score": 97, "status": "ok", "trend": "stable"},

@@ -24,11 +24,10 @@ from alertengine.passkeys.routes import passkey_routes
 from tests.authorize.harness import Receiver, entries, validated_incident
 from tests.passkeys.support import ALICE, PasskeySystem, build_passkey_system
 from tests.support.asgi_server import LoopThread
+from tests.support.browser import ARGS as BROWSER_ARGS
+from tests.support.browser import CHROMIUM
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run",
-        "--host-resolver-rules=MAP localhost 127.0.0.1"]  # fmt: skip
+ARGS = [*BROWSER_ARGS, "--host-resolver-rules=MAP localhost 127.0.0.1"]
 
 pytestmark = [
     pytest.mark.browser,

@@ -5,29 +5,14 @@ passkey routes."""
 
 from __future__ import annotations
 
-import time
-
-import httpx
 import pytest
 
-from alertengine.clock import VirtualClock
 from alertengine.incidents import Stage
 from alertengine.ledger import LedgerQuery
-from alertengine.ledger.memory import MemoryLedgerStore
-from alertengine.orchestrator.config import parse_config
-from alertengine.orchestrator.runtime import build_runtime, create_app, sync_tenants
-from alertengine.orchestrator.settings import Settings
-from alertengine.stores import MemoryStateStore
 from tests.support.fakes.telegram import FakeTelegram, callback_update, push_update
 from tests.support.fakes.webhook_receiver import FakeWebhookReceiver
 from tests.support.servers import serve
-
-DEGRADED = {
-    "status": "critical",
-    "health_score": {"score": 22, "status": "critical", "trend": "degrading"},
-    "metrics": {"overall_p95_ms": 2800.0, "error_rate": 0.19, "sample_size": 250},
-    "alerts": [],
-}
+from tests.support.wired import DEGRADED, telegram_env, wired_app
 
 
 @pytest.mark.parametrize("require", [True, False])
@@ -38,47 +23,27 @@ async def test_require_passkey_turns_the_chat_button_into_the_page(
     receiver = FakeWebhookReceiver(secret=b"recovery-secret-for-tests-0123456789")
     monkeypatch.setenv("ACME_RECOVERY", "recovery-secret-for-tests-0123456789")
     with serve(tg.app) as tg_url, serve(receiver.app) as hook_url:
-        config = parse_config(
-            {
-                "orchestrator": {"base_url": "https://ae.example.com"},
-                "tenants": [
-                    {
-                        "id": "acme",
-                        "policy": {"require_passkey": require},
-                        "approvers": [{"channel": "telegram", "address": "4242"}],
-                    }
-                ],
-                "targets": [
-                    {
-                        "tenant": "acme",
-                        "service": "checkout",
-                        "recovery_webhook": f"{hook_url}/hook",
-                        "webhook_secret_env": "ACME_RECOVERY",
-                    }
-                ],
-            }
-        )
-        settings = Settings.from_env(
-            {
-                "ALERT_SECRET": "s" * 48,
-                "TELEGRAM_BOT_TOKEN": tg.token,
-                "TELEGRAM_API_BASE": tg_url,
-                "TELEGRAM_WEBHOOK_SECRET": "tg-secret",
-            }
-        )
-        clock = VirtualClock(start=time.time())
-        rt = await build_runtime(
-            config,
-            ledger=MemoryLedgerStore(b"k" * 32),
-            store=MemoryStateStore(clock),
-            settings=settings,
-            clock=clock,
-        )
-        await sync_tenants(rt)
-        app = create_app(rt, run_loop=False)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="https://ae.example.com"
-        ) as client:
+        config = {
+            "orchestrator": {"base_url": "https://ae.example.com"},
+            "tenants": [
+                {
+                    "id": "acme",
+                    "policy": {"require_passkey": require},
+                    "approvers": [{"channel": "telegram", "address": "4242"}],
+                }
+            ],
+            "targets": [
+                {
+                    "tenant": "acme",
+                    "service": "checkout",
+                    "recovery_webhook": f"{hook_url}/hook",
+                    "webhook_secret_env": "ACME_RECOVERY",
+                }
+            ],
+        }
+        env = telegram_env(tg, tg_url)
+        async with wired_app(config, env, base_url="https://ae.example.com") as wired:
+            rt, client = wired.rt, wired.client
             key = {"Authorization": f"Bearer {rt.new_keys['acme']}"}
             r = await client.post("/intake/health?service=checkout", json=DEGRADED, headers=key)
             iid = r.json()["incident"]["incident_id"]

@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from alertengine.ledger import LedgerQuery
 from alertengine.stores.factory import open_ledger
-from tests.scale.cluster import SECRETS, Proc, Receiver, until, wait_http
+from tests.scale.cluster import SECRETS, Proc, Receiver, critical, until, wait_http
 from tests.support.fakes.slack import FakeSlack
 from tests.support.fakes.telegram import FakeTelegram, callback_update, push_update
 from tests.support.fakes.twilio import FakeTwilio
@@ -33,12 +33,7 @@ from tests.support.servers import serve
 
 ESCALATE_S = 5.0
 ALICE_PHONE = "+15550001111"
-CRITICAL = {
-    "service": "shop",
-    "status": "critical",
-    "health_score": {"score": 12.0, "status": "critical"},
-    "metrics": {"overall_p95_ms": 2400.0, "error_rate_5xx": 0.3, "sample_size": 500},
-}
+CRITICAL = critical("shop")
 
 PEOPLE = f"""
 [[tenants.people]]

@@ -10,6 +10,8 @@ a web link and a Telegram chat satisfied a two-person rule alone).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,18 @@ async def links(rt: Runtime, incident: str) -> tuple[list[Any], Any]:
     return dave, erin
 
 
+@contextlib.asynccontextmanager
+async def dave_and_erin(toml: str, tmp: Path) -> AsyncIterator[tuple[Runtime, str, list[Any], Any]]:
+    """The runtime of ``toml``, a VALIDATED incident, Dave's links and Erin's; closed after."""
+    rt = await runtime(toml, tmp)
+    try:
+        incident = await validated(rt)
+        dave, erin = await links(rt, incident)
+        yield rt, incident, dave, erin
+    finally:
+        await close(rt)
+
+
 async def confirm(c: httpx.AsyncClient, token: str) -> httpx.Response:
     return await c.post(
         "/action/recover/confirm", json={"token": token}, headers={"Accept": "application/json"}
@@ -97,10 +111,7 @@ def authorized_by(entries: list[Any]) -> list[str]:
 
 @pytest.mark.parametrize("toml", CONFIGS)
 async def test_one_person_through_two_channels_counts_once(toml: str, tmp_path: Path) -> None:
-    rt = await runtime(toml, tmp_path)
-    try:
-        incident = await validated(rt)
-        dave, erin = await links(rt, incident)
+    async with dave_and_erin(toml, tmp_path) as (rt, incident, dave, erin):
         async with served(rt) as base, httpx.AsyncClient(base_url=base) as c:
             first = await confirm(c, dave[0].token)
             assert first.status_code == 202, first.text
@@ -118,18 +129,13 @@ async def test_one_person_through_two_channels_counts_once(toml: str, tmp_path: 
         approvals = [e.actor for e in ledger if e.kind == "approval"]
         assert approvals == ["person:dave", "person:erin"]
         assert authorized_by(ledger) == ["person:erin"]
-    finally:
-        await close(rt)
 
 
 @pytest.mark.parametrize("toml", CONFIGS)
 async def test_concurrent_confirms_through_three_channels_count_once(
     toml: str, tmp_path: Path
 ) -> None:
-    rt = await runtime(toml, tmp_path)
-    try:
-        incident = await validated(rt)
-        dave, erin = await links(rt, incident)
+    async with dave_and_erin(toml, tmp_path) as (rt, incident, dave, erin):
         async with served(rt) as base, httpx.AsyncClient(base_url=base) as c:
             rs = await asyncio.gather(*(confirm(c, link.token) for link in dave))
             assert sorted(r.status_code for r in rs) == [202, 409, 409], [r.text for r in rs]
@@ -139,18 +145,13 @@ async def test_concurrent_confirms_through_three_channels_count_once(
         ledger = await rt.ledger.read(LedgerQuery(tenant_id="t1", incident_id=incident))
         assert sum(e.kind == "refused" for e in ledger) == 2
         assert authorized_by(ledger) == ["person:erin"]
-    finally:
-        await close(rt)
 
 
 @pytest.mark.parametrize("toml", CONFIGS)
 async def test_two_people_confirming_at_once_meet_the_two_person_rule(
     toml: str, tmp_path: Path
 ) -> None:
-    rt = await runtime(toml, tmp_path)
-    try:
-        incident = await validated(rt)
-        dave, erin = await links(rt, incident)
+    async with dave_and_erin(toml, tmp_path) as (rt, incident, dave, erin):
         async with served(rt) as base, httpx.AsyncClient(base_url=base) as c:
             rs = await asyncio.gather(confirm(c, dave[1].token), confirm(c, erin.token))
         codes = sorted(r.status_code for r in rs)
@@ -160,18 +161,13 @@ async def test_two_people_confirming_at_once_meet_the_two_person_rule(
         assert await stage(rt, incident) in (Stage.AUTHORIZED, Stage.WEBHOOK_FAILED)
         ledger = await rt.ledger.read(LedgerQuery(tenant_id="t1", incident_id=incident))
         assert {e.actor for e in ledger if e.kind == "approval"} == {"person:dave", "person:erin"}
-    finally:
-        await close(rt)
 
 
 @pytest.mark.parametrize("toml", CONFIGS)
 async def test_a_telegram_button_maps_the_chat_user_to_their_person(
     toml: str, tmp_path: Path
 ) -> None:
-    rt = await runtime(toml, tmp_path)
-    try:
-        incident = await validated(rt)
-        dave, erin = await links(rt, incident)
+    async with dave_and_erin(toml, tmp_path) as (rt, incident, dave, erin):
         async with served(rt) as base, httpx.AsyncClient(base_url=base) as c:
             assert (await confirm(c, dave[0].token)).status_code == 202
         # Dave (Telegram user 222222) presses a button carrying Erin's link.
@@ -181,5 +177,3 @@ async def test_a_telegram_button_maps_the_chat_user_to_their_person(
         # Erin's link was not spent by Dave's refused tap.
         async with served(rt) as base, httpx.AsyncClient(base_url=base) as c:
             assert (await confirm(c, erin.token)).status_code == 200
-    finally:
-        await close(rt)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,15 +14,12 @@ import pytest
 
 from alertengine.clock import VirtualClock
 from alertengine.ledger import LedgerQuery
-from alertengine.ledger.memory import MemoryLedgerStore
-from alertengine.orchestrator.config import parse_config
-from alertengine.orchestrator.runtime import Runtime, build_runtime, create_app, sync_tenants
-from alertengine.orchestrator.settings import Settings
-from alertengine.stores import MemoryStateStore
+from alertengine.orchestrator.runtime import Runtime
 from tests.support.fakes.telegram import FakeTelegram
 from tests.support.fakes.twilio import FakeTwilio
 from tests.support.fakes.webhook_receiver import FakeWebhookReceiver
 from tests.support.servers import serve
+from tests.support.wired import DEGRADED, telegram_env, wired_app
 
 BASE = "http://localhost"
 RECOVERY_SECRET = "recovery-secret-for-tests-0123456789"
@@ -31,12 +27,6 @@ CONTENT_SID = "HX" + "ab" * 16
 WA_FROM = "+15550000000"
 ALICE, BOB, STRANGER = "+15550001111", "+15550002222", "+15550009999"
 CAROL = "+15550003333"  # a person of tenant beta
-DEGRADED = {
-    "status": "critical",
-    "health_score": {"score": 22, "status": "critical", "trend": "degrading"},
-    "metrics": {"overall_p95_ms": 2800.0, "error_rate": 0.19, "sample_size": 250},
-    "alerts": [],
-}
 
 
 @dataclass
@@ -123,47 +113,29 @@ def make_phone(monkeypatch: pytest.MonkeyPatch) -> Any:
                     {"id": "carol", "channels": [{"channel": "whatsapp", "address": CAROL}]}
                 ],
             }
-            config = parse_config(
-                {
-                    "orchestrator": {"base_url": BASE},
-                    "tenants": [tenant, other],
-                    "targets": [
-                        {
-                            "tenant": "acme",
-                            "service": "checkout",
-                            "recovery_webhook": f"{hook}/hook",
-                            "webhook_secret_env": "ACME_RECOVERY",
-                        }
-                    ],
-                }
-            )
-            settings = Settings.from_env(
-                {
-                    "ALERT_SECRET": "s" * 48,
-                    "TWILIO_ACCOUNT_SID": twilio.account_sid,
-                    "TWILIO_AUTH_TOKEN": twilio.auth_token,
-                    "TWILIO_WHATSAPP_FROM": WA_FROM,
-                    "TWILIO_VOICE_FROM": "+15550000001",
-                    "TWILIO_API_BASE": tw_url,
-                    "TELEGRAM_BOT_TOKEN": tg.token,
-                    "TELEGRAM_API_BASE": tg_url,
-                    "TELEGRAM_WEBHOOK_SECRET": "tg-secret",
-                }
-            )
-            clock = VirtualClock(start=time.time())
-            rt = await build_runtime(
-                config,
-                ledger=MemoryLedgerStore(b"k" * 32),
-                store=MemoryStateStore(clock),
-                settings=settings,
-                clock=clock,
-            )
-            await sync_tenants(rt)
-            app = create_app(rt, run_loop=False)
-            async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url=BASE
-            ) as client:
-                yield Phone(rt, client, twilio, tg, receiver, clock, rt.new_keys["acme"])
+            config = {
+                "orchestrator": {"base_url": BASE},
+                "tenants": [tenant, other],
+                "targets": [
+                    {
+                        "tenant": "acme",
+                        "service": "checkout",
+                        "recovery_webhook": f"{hook}/hook",
+                        "webhook_secret_env": "ACME_RECOVERY",
+                    }
+                ],
+            }
+            env = {
+                **telegram_env(tg, tg_url),
+                "TWILIO_ACCOUNT_SID": twilio.account_sid,
+                "TWILIO_AUTH_TOKEN": twilio.auth_token,
+                "TWILIO_WHATSAPP_FROM": WA_FROM,
+                "TWILIO_VOICE_FROM": "+15550000001",
+                "TWILIO_API_BASE": tw_url,
+            }
+            async with wired_app(config, env, base_url=BASE) as w:
+                rt = w.rt
+                yield Phone(rt, w.client, twilio, tg, receiver, w.clock, rt.new_keys["acme"])
             await rt.http.aclose()
 
     return make

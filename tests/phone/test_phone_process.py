@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from alertengine.ledger import LedgerQuery
 from alertengine.stores.factory import open_ledger
-from tests.scale.cluster import SECRETS, Proc, Receiver, until, wait_http
+from tests.scale.cluster import SECRETS, Proc, Receiver, critical, until, wait_http
 from tests.support.fakes.twilio import FakeTwilio
 from tests.support.redis_server import free_port
 from tests.support.servers import serve
@@ -30,12 +30,7 @@ from tests.support.servers import serve
 ALICE, BOB, WA_FROM = "+15550001111", "+15550002222", "+15550000000"
 CONTENT_SID = "HX" + "cd" * 16
 ACK_TIMEOUT_S = 4.0
-CRITICAL = {
-    "service": "shop",
-    "status": "critical",
-    "health_score": {"score": 12.0, "status": "critical"},
-    "metrics": {"overall_p95_ms": 2400.0, "error_rate_5xx": 0.3, "sample_size": 500},
-}
+CRITICAL = critical("shop")
 
 
 def config(port: int, db: Path, health: str, receiver: str) -> str:

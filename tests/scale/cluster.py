@@ -123,6 +123,20 @@ async def until(
 
 
 PUSHED = "pushed"  # a push-only target (no health_url)
+ADMIN = {"Authorization": f"Bearer {SECRETS['ALERTENGINE_ADMIN_KEY']}"}
+
+
+def critical(service: str) -> dict[str, Any]:
+    """A pushed health report bad enough to open an incident on ``service``."""
+    return {
+        "service": service,
+        "status": "critical",
+        "health_score": {"score": 12.0, "status": "critical"},
+        "metrics": {"overall_p95_ms": 2400.0, "error_rate_5xx": 0.3, "sample_size": 500},
+    }
+
+
+CRITICAL = critical(PUSHED)
 
 
 def config_toml(
@@ -213,6 +227,19 @@ class AofRedis:
         self.proc = None
 
 
+def inbox_route(messages: list[dict[str, Any]]) -> Route:
+    """POST /inbox: the tenant's phone (the signed webhook channel); keeps what it is sent."""
+
+    async def inbox(request: Request) -> Response:
+        body = await request.body()
+        if not verify(SECRETS["NOTIFY_WEBHOOK_SECRET"].encode(), dict(request.headers), body):
+            return JSONResponse({"error": "bad signature"}, status_code=401)
+        messages.append(json.loads(body))
+        return JSONResponse({"ok": True})
+
+    return Route("/inbox", inbox, methods=["POST"])
+
+
 @dataclass
 class Receiver:
     """The tenant's side: its phone inbox (the signed webhook channel) and recovery webhook."""
@@ -222,13 +249,6 @@ class Receiver:
     recoveries: list[str] = field(default_factory=list)  # Idempotency-Key of every POST
 
     def app(self) -> Starlette:
-        async def inbox(request: Request) -> Response:
-            body = await request.body()
-            if not verify(SECRETS["NOTIFY_WEBHOOK_SECRET"].encode(), dict(request.headers), body):
-                return JSONResponse({"error": "bad signature"}, status_code=401)
-            self.messages.append(json.loads(body))
-            return JSONResponse({"ok": True})
-
         async def recover(request: Request) -> Response:
             body = await request.body()
             if not verify(SECRETS["SCALE_RECOVERY_SECRET"].encode(), dict(request.headers), body):
@@ -239,10 +259,7 @@ class Receiver:
             return JSONResponse({"ok": True})
 
         return Starlette(
-            routes=[
-                Route("/inbox", inbox, methods=["POST"]),
-                Route("/recover", recover, methods=["POST"]),
-            ]
+            routes=[inbox_route(self.messages), Route("/recover", recover, methods=["POST"])]
         )
 
 

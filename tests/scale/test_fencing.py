@@ -19,6 +19,7 @@ from alertengine.orchestrator.runtime import Runtime, build_runtime, create_app,
 from alertengine.orchestrator.settings import Settings
 from alertengine.stores.factory import open_stores
 from tests.scale.cluster import (
+    CRITICAL,
     PUSHED,
     SECRETS,
     TENANT,
@@ -31,12 +32,6 @@ from tests.support.redis_server import free_port
 
 pytestmark = pytest.mark.redis
 
-CRITICAL = {
-    "service": PUSHED,
-    "status": "critical",
-    "health_score": {"score": 12.0, "status": "critical"},
-    "metrics": {"overall_p95_ms": 2400.0, "error_rate_5xx": 0.3, "sample_size": 500},
-}
 HEALTHY = {
     "service": PUSHED,
     "status": "ok",

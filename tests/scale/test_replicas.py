@@ -20,6 +20,7 @@ from alertengine.ledger.replay import replay
 from alertengine.orchestrator.leases import target_lease
 from alertengine.stores.redis import RedisStateStore
 from tests.scale.cluster import (
+    ADMIN,
     SECRETS,
     SERVICE,
     TENANT,
@@ -36,8 +37,6 @@ from tests.scale.cluster import (
 from tests.support.redis_server import free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
-
-ADMIN = {"Authorization": f"Bearer {SECRETS['ALERTENGINE_ADMIN_KEY']}"}
 
 
 async def loop_stats(orchs: list[str]) -> list[dict[str, Any]]:

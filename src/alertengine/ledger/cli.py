@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Coroutine
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
 from rich.console import Console
@@ -50,6 +51,8 @@ from alertengine.ledger.tools import (
 )
 from alertengine.stores.factory import open_ledger, sqlite_path
 
+T = TypeVar("T")
+
 app = typer.Typer(
     help="The append-only, hash-chained audit ledger: verify it, export it.",
     no_args_is_help=True,
@@ -79,6 +82,27 @@ def _open(url: str | None, key: bytes | None, err: Console) -> LedgerStore:
             raise typer.Exit(2)
         return open_ledger(url, key=key)
     except (ValueError, LedgerError) as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+
+
+def _run_or_exit(
+    work: Coroutine[Any, Any, T], err: Console, what: str, *also: type[Exception]
+) -> T:
+    """Run the verb's store work; a store that fails (or ``also``) exits 2: "Cannot <what>"."""
+    caught: tuple[type[Exception], ...] = (LedgerError, *also)
+    try:
+        return asyncio.run(work)
+    except caught as exc:
+        err.print(f"[red]Cannot {what}:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _signer_or_exit(url: str | None, err: Console) -> NoteSigner:
+    """The checkpoint signer; without one, exit 2 saying why."""
+    try:
+        return _signer(url, create=False)
+    except CheckpointError as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
 
@@ -202,11 +226,7 @@ def verify_cmd(
             await store2.close()
         return results, extra_ok
 
-    try:
-        results, witnessed_ok = asyncio.run(run_all())
-    except LedgerError as exc:
-        err.print(f"[red]Cannot verify:[/] {exc}")
-        raise typer.Exit(2) from exc
+    results, witnessed_ok = _run_or_exit(run_all(), err, "verify")
     # A named tenant with no entries and no checkpoint is a typo or the wrong store, not an
     # intact ledger: saying "OK" would let an auditor sign off on nothing.
     unknown = tenant is not None and all(r.ok and r.count == 0 for r in results)
@@ -368,12 +388,8 @@ def export_cmd(
             await store.close()
 
     target = open(out, "w", newline="", encoding="utf-8") if out else nullcontext(sys.stdout)
-    try:
-        with target as stream:
-            n = asyncio.run(run(stream))
-    except LedgerError as exc:
-        err.print(f"[red]Cannot export:[/] {exc}")
-        raise typer.Exit(2) from exc
+    with target as stream:
+        n = _run_or_exit(run(stream), err, "export")
     err.print(f"exported {n:,} entries" + (f" to {out}" if out else ""))
 
 
@@ -431,11 +447,7 @@ def replay_cmd(
             await store.close()
         return out
 
-    try:
-        result = asyncio.run(run())
-    except LedgerError as exc:
-        err.print(f"[red]Cannot replay:[/] {exc}")
-        raise typer.Exit(2) from exc
+    result = _run_or_exit(run(), err, "replay")
     if as_json:
         print_json(result)
         return
@@ -487,11 +499,7 @@ def checkpoint_cmd(
     from alertengine.ledger.tlog import TransparencyLog
 
     err = Console(stderr=True)
-    try:
-        signer = _signer(url, create=False)
-    except CheckpointError as exc:
-        err.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from exc
+    signer = _signer_or_exit(url, err)
     store = _open(url, ledger_key_from_env(), err)
 
     async def run() -> str:
@@ -500,11 +508,7 @@ def checkpoint_cmd(
         finally:
             await store.close()
 
-    try:
-        sys.stdout.write(asyncio.run(run()))
-    except LedgerError as exc:
-        err.print(f"[red]Cannot sign a checkpoint:[/] {exc}")
-        raise typer.Exit(2) from exc
+    sys.stdout.write(_run_or_exit(run(), err, "sign a checkpoint"))
 
 
 def _tree(store: LedgerStore) -> TreeStore:
@@ -542,11 +546,7 @@ def prove_cmd(
     if (seq is None) == (from_size is None):
         err.print("[red]Give exactly one of --seq N or --from-size A.[/]")
         raise typer.Exit(2)
-    try:
-        signer = _signer(url, create=False)
-    except CheckpointError as exc:
-        err.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from exc
+    signer = _signer_or_exit(url, err)
     store = _open(url, ledger_key_from_env(), err)
 
     async def run() -> dict[str, object]:
@@ -572,11 +572,7 @@ def prove_cmd(
         finally:
             await store.close()
 
-    try:
-        bundle = asyncio.run(run())
-    except (LedgerError, ValueError) as exc:
-        err.print(f"[red]Cannot prove:[/] {exc}")
-        raise typer.Exit(2) from exc
+    bundle = _run_or_exit(run(), err, "prove", ValueError)
     text = json.dumps(bundle, indent=2, ensure_ascii=False) + "\n"
     if out is None:
         sys.stdout.write(text)
@@ -686,11 +682,7 @@ def migrate_cmd(
             await store.close()
         return done
 
-    try:
-        done = asyncio.run(run())
-    except LedgerError as exc:
-        err.print(f"[red]Cannot build the tree:[/] {exc}")
-        raise typer.Exit(2) from exc
+    done = _run_or_exit(run(), err, "build the tree")
     for t, n in done.items():
         console.print(f"{t}: {n:,} leaves added" if n else f"{t}: tree already complete")
 
@@ -723,11 +715,7 @@ def rotate_key_cmd(
     if key is None:
         err.print(f"[red]No ledger key.[/] Set {ENV_LEDGER_KEY}: the rotation is ledgered.")
         raise typer.Exit(2)
-    try:
-        old = _signer(url, create=False)
-    except CheckpointError as exc:
-        err.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from exc
+    old = _signer_or_exit(url, err)
     new = NoteSigner.generate(name or old.name)
     data = rotation_data(old, new)
     store = _open(url, key, err)
@@ -754,11 +742,7 @@ def rotate_key_cmd(
         finally:
             await store.close()
 
-    try:
-        tenants = asyncio.run(run())
-    except LedgerError as exc:
-        err.print(f"[red]Cannot ledger the rotation; the key is unchanged:[/] {exc}")
-        raise typer.Exit(2) from exc
+    tenants = _run_or_exit(run(), err, "ledger the rotation; the key is unchanged")
     import os
 
     if os.environ.get(ENV_CHECKPOINT_KEY):

@@ -20,6 +20,7 @@ from starlette.templating import Jinja2Templates
 from alertengine import strict_json
 from alertengine.authorize.service import Authorizer
 from alertengine.authorize.tokens import TokenError
+from alertengine.orchestrator.approval_routes import SECURITY_HEADERS
 from alertengine.orchestrator.approval_routes import TEMPLATES_DIR as APPROVAL_TEMPLATES
 from alertengine.passkeys.binding import person_of
 from alertengine.passkeys.service import PasskeyError, Passkeys
@@ -27,18 +28,8 @@ from alertengine.passkeys.service import PasskeyError, Passkeys
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 SCRIPT = Path(__file__).parent / "static" / "passkeys.js"
 MAX_BODY = 32_768
-
-HEADERS = {
-    "Cache-Control": "no-store",
-    "Pragma": "no-cache",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-}
+# The passkey step is part of the approval page: the same no-store, no-frame, same-origin CSP.
+HEADERS = SECURITY_HEADERS
 
 
 class BadBody(Exception):

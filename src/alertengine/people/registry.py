@@ -167,22 +167,25 @@ class PersonRegistry:
             tenant_id, person, int(doc.get("rank", CLI_RANK_BASE)), str(doc.get("source", "cli"))
         )
 
+    async def _channel_changed(
+        self, tenant_id: str, actor: str, what: str, updated: Person, channel: Channel
+    ) -> Person:
+        """Ledger ``what`` happened to ``channel`` (its kind and marker, never the address),
+        then store ``updated``."""
+        marker = channel_marker(await self.marker_key(tenant_id), channel)
+        await self._ledger(
+            tenant_id, actor, what, updated, channel={"kind": channel.kind, "marker": marker}
+        )
+        await self._replace(tenant_id, updated)
+        return updated
+
     async def add_channel(
         self, tenant_id: str, person_id: str, channel: Channel, *, actor: str
     ) -> Person:
         person = await self._require(tenant_id, person_id)
         updated = Person(person.id, person.name, (*person.channels, channel), person.github_logins)
         await self._check_unique(tenant_id, updated)
-        marker = channel_marker(await self.marker_key(tenant_id), channel)
-        await self._ledger(
-            tenant_id,
-            actor,
-            "channel added",
-            updated,
-            channel={"kind": channel.kind, "marker": marker},
-        )
-        await self._replace(tenant_id, updated)
-        return updated
+        return await self._channel_changed(tenant_id, actor, "channel added", updated, channel)
 
     async def remove_channel(
         self, tenant_id: str, person_id: str, kind: str, address: str | None, *, actor: str
@@ -205,16 +208,7 @@ class PersonRegistry:
             tuple(c for c in person.channels if c is not gone),
             person.github_logins,
         )
-        marker = channel_marker(await self.marker_key(tenant_id), gone)
-        await self._ledger(
-            tenant_id,
-            actor,
-            "channel removed",
-            updated,
-            channel={"kind": gone.kind, "marker": marker},
-        )
-        await self._replace(tenant_id, updated)
-        return updated
+        return await self._channel_changed(tenant_id, actor, "channel removed", updated, gone)
 
     async def sync(
         self, tenant_id: str, people: Sequence[Person], *, actor: str
