@@ -118,7 +118,7 @@ def test_send_delivers_the_link_to_the_persons_telegram(tmp_path: Path) -> None:
         cfg.write_text(
             f'[orchestrator]\nbase_url = "{BASE}"\nstore_url = "{url}"\n'
             '[[tenants]]\nid = "acme"\n'
-            'approvers = [{channel = "telegram", address = "555", identity = "alice"}]\n'
+            'approvers = [{channel = "telegram", address = "7214596380", identity = "alice"}]\n'
         )
         env = {**ENV, "TELEGRAM_BOT_TOKEN": tg.token, "TELEGRAM_API_BASE": api}
         res = runner.invoke(
@@ -129,10 +129,10 @@ def test_send_delivers_the_link_to_the_persons_telegram(tmp_path: Path) -> None:
         assert res.exit_code == 0, res.output
         link = res.stdout.strip().splitlines()[0]
         [sent] = tg.sent
-        assert str(sent["chat_id"]) == "555"
+        assert str(sent["chat_id"]) == "7214596380"
         buttons = sent["reply_markup"]["inline_keyboard"]
         assert buttons[0][0]["url"] == link
         sent_entries = [e for e in _ledger(url) if e["decision"] == "enrollment_link_sent"]
-        assert len(sent_entries) == 1 and "555" not in json.dumps(sent_entries)
+        assert len(sent_entries) == 1 and "7214596380" not in json.dumps(sent_entries)
     finally:
         loop.stop()
