@@ -318,11 +318,9 @@ class Notifier:
     async def levels(self, state: IncidentState) -> list[list[Recipient]]:
         """Escalation levels, one per person (from the registry when there is one): whoever
         the tenant's schedules have on call first, then the rest of the chain."""
-        levels = escalation_levels(self.route(state.tenant_id))
-        if self.people is not None:
-            people = await self.people.list(state.tenant_id)
-            if people:
-                levels = escalation_levels(person_route(people))
+        people = await self.people.list(state.tenant_id) if self.people is not None else []
+        route = person_route(people) if people else self.route(state.tenant_id)
+        levels = escalation_levels(route)
         return levels if self.oncall is None else await self.oncall.order_levels(state, levels)
 
     async def on_validated(self, state: IncidentState) -> None:
