@@ -109,19 +109,48 @@ class OnCallRegistry:
         return schedule_from_dict(doc["schedule"]) if doc else None
 
     async def set_schedule(
-        self, tenant_id: str, schedule: Schedule, *, actor: str, source: str = "api"
+        self,
+        tenant_id: str,
+        schedule: Schedule,
+        *,
+        actor: str,
+        source: str = "api",
+        added_overrides: Sequence[Mapping[str, Any]] | None = None,
+        config_version: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Store ``schedule`` (replacing one of the same name); False when nothing changed."""
+        """Store ``schedule`` (replacing one of the same name); False when nothing changed.
+
+        The document remembers the config file's version of the schedule (``config``) and
+        the overrides added at run time (``added_overrides``), so that a restart with the
+        same config keeps what people changed since (see :meth:`sync_config`)."""
         await self._check_people(tenant_id, schedule)
         data = schedule_to_dict(schedule)
         old = await self.store.get(schedules_collection(tenant_id), schedule.name)
-        if old is not None and old.get("schedule") == data:
-            return False
-        await self.store.put(
-            schedules_collection(tenant_id),
-            schedule.name,
-            {"schedule": data, "source": source, "updated_at": self.clock.now(), "by": actor},
+        kept = (
+            (old or {}).get("added_overrides", []) if added_overrides is None else added_overrides
         )
+        doc: dict[str, Any] = {
+            "schedule": data,
+            "source": source,
+            "updated_at": self.clock.now(),
+            "by": actor,
+        }
+        if source == "config":
+            doc["config"] = dict(config_version) if config_version is not None else data
+        elif old is not None and "config" in old:
+            doc["config"] = old["config"]
+        if kept:
+            doc["added_overrides"] = [dict(o) for o in kept]
+        if old is not None and old.get("schedule") == data:
+            if any(old.get(k) != doc.get(k) for k in ("config", "added_overrides")):
+                # Same schedule in effect: only the bookkeeping moved (nothing to ledger).
+                await self.store.put(
+                    schedules_collection(tenant_id),
+                    schedule.name,
+                    old | {k: doc[k] for k in ("config", "added_overrides") if k in doc},
+                )
+            return False
+        await self.store.put(schedules_collection(tenant_id), schedule.name, doc)
         verb = "changed" if old is not None else "added"
         await self.record(
             tenant_id,
@@ -137,14 +166,21 @@ class OnCallRegistry:
         self, tenant_id: str, name: str, override: Mapping[str, Any], *, actor: str
     ) -> Schedule:
         """Add an override (``{who, covers, start, end, layer}``, times as in a schedule)
-        to schedule ``name``; ledgered as a schedule change."""
+        to schedule ``name``; ledgered as a schedule change. It survives restarts, and a
+        changed config file keeps it (it is re-applied on top of the new version)."""
         doc = await self.store.get(schedules_collection(tenant_id), name)
         if doc is None:
             raise KeyError(name)
         data = dict(doc["schedule"])
         data["overrides"] = [*data.get("overrides", []), dict(override)]
         schedule = schedule_from_dict(data)
-        await self.set_schedule(tenant_id, schedule, actor=actor, source=str(doc.get("source")))
+        await self.set_schedule(
+            tenant_id,
+            schedule,
+            actor=actor,
+            source="override" if doc.get("source") == "config" else str(doc.get("source")),
+            added_overrides=[*doc.get("added_overrides", []), dict(override)],
+        )
         return schedule
 
     async def remove_schedule(self, tenant_id: str, name: str, *, actor: str) -> bool:
@@ -163,16 +199,43 @@ class OnCallRegistry:
         return True
 
     async def sync_config(self, tenant_id: str, schedules: Sequence[Schedule]) -> list[str]:
-        """Make the store hold the config's schedules; a schedule the config used to define
-        and no longer does is removed. Each difference is ledgered (actor ``config``)."""
+        """Make the store follow the config file's schedules without losing what people
+        changed at run time.
+
+        A schedule whose config version is the one last applied is left alone: overrides
+        and edits made since from the CLI, the API or the dashboard stand (a restart must
+        not drop "Bob covers Alice on Saturday"). A schedule whose config version changed
+        is replaced by it, and the overrides added at run time are laid on top again. A
+        schedule the config used to define and no longer does is removed. Each difference
+        is ledgered (actor ``config``)."""
         changed = []
+        docs = await self.store.list(schedules_collection(tenant_id))
         for s in schedules:
-            if await self.set_schedule(tenant_id, s, actor=CONFIG_ACTOR, source="config"):
+            data = schedule_to_dict(s)
+            old = docs.get(s.name)
+            if old is not None and old.get("config") == data:
+                continue  # the file did not change: run-time edits stand
+            added = list((old or {}).get("added_overrides", []))
+            merged = s
+            if added:
+                try:
+                    merged = schedule_from_dict(
+                        {**data, "overrides": [*data.get("overrides", []), *added]}
+                    )
+                except ScheduleError:
+                    added, merged = [], s  # no longer fits the new version: the file wins
+            if await self.set_schedule(
+                tenant_id,
+                merged,
+                actor=CONFIG_ACTOR,
+                source="config",
+                added_overrides=added,
+                config_version=data,  # the next start compares the file against this
+            ):
                 changed.append(s.name)
         names = {s.name for s in schedules}
-        docs = await self.store.list(schedules_collection(tenant_id))
         for name, doc in docs.items():
-            if doc.get("source") == "config" and name not in names:
+            if ("config" in doc or doc.get("source") == "config") and name not in names:
                 await self.remove_schedule(tenant_id, name, actor=CONFIG_ACTOR)
                 changed.append(name)
         return changed
