@@ -68,3 +68,41 @@ async def test_order_is_taken_when_the_incident_was_validated() -> None:
     later = await hooks.order_levels(state, levels)
     assert [lv[0].identity for lv in first] == [lv[0].identity for lv in later]
     assert first[0][0].identity == "engineer:telegram:bob"
+
+
+async def test_a_restart_neither_repeats_a_hold_nor_misses_its_end() -> None:
+    """The hold is read back from the ledger: a new process under the same silence adds no
+    second ``held``; one that starts after the silence ended ledgers ``resumed``."""
+    from alertengine.engine import IncidentEngine
+    from alertengine.ledger import LedgerQuery
+    from alertengine.ledger.memory import MemoryLedgerStore
+    from alertengine.oncall.silences import parse_matcher
+    from alertengine.policy import Policy
+
+    clock = VirtualClock(datetime(2027, 1, 4, 8, 50, tzinfo=timezone.utc).timestamp())
+    ledger = MemoryLedgerStore(b"ledger-key-for-tests-0123456789ab")
+    engine = IncidentEngine(ledger, clock, lambda _t: Policy())
+
+    async def record(*_: Any) -> None:
+        return None
+
+    reg = OnCallRegistry(MemoryStateStore(clock), record, clock, check_people=False)
+    state, _ = await engine.open("acme", "checkout", reason="slow", snapshot={})
+    await reg.add_silence(
+        "acme", [parse_matcher("service=checkout")], starts_at=None, ends_at=clock.now() + 600,
+        created_by="dana", comment="migration", actor="operator:dana",
+    )  # fmt: skip
+
+    async def silenced() -> list[str]:
+        q = LedgerQuery(
+            tenant_id="acme", incident_id=state.incident_id, kinds=frozenset({"silenced"})
+        )
+        return [e.decision for e in await ledger.read(q)]
+
+    assert await OnCallHooks(reg, engine, clock).held(state)
+    assert await OnCallHooks(reg, engine, clock).held(state)  # a restart, same silence
+    assert await silenced() == ["held"]
+    await clock.advance(601)  # the silence ends while nobody is running
+    assert not await OnCallHooks(reg, engine, clock).held(state)
+    assert not await OnCallHooks(reg, engine, clock).held(state)
+    assert await silenced() == ["held", "resumed"]

@@ -10,6 +10,9 @@
   (one ``kind="silenced"`` entry naming the silence), nobody is paged and nothing is
   proposed; the first check after the silence ends ledgers ``resumed`` and lets the flow go
   on at once. If the silences cannot be read, nothing is held (paging is the safe side).
+  Whether a hold is in force is read back from the incident's ledger the first time a
+  process looks at an incident, so a restart neither ledgers a second ``held`` nor misses
+  the ``resumed`` of a silence that ended while it was down.
 """
 
 from __future__ import annotations
@@ -20,11 +23,15 @@ from typing import Any, Protocol, TypeVar
 
 from alertengine.clock import Clock
 from alertengine.incidents import IncidentState, Stage
+from alertengine.ledger import LedgerQuery
 from alertengine.oncall.registry import OnCallRegistry
 from alertengine.oncall.schedule import utc_at
 from alertengine.oncall.silences import incident_labels
 
 log = logging.getLogger("alertengine.oncall")
+
+#: Incidents whose hold state one process keeps in memory before reading back the ledger.
+_MAX_REMEMBERED = 10_000
 
 
 class _HasIdentity(Protocol):
@@ -62,8 +69,26 @@ class OnCallHooks:
         self.registry = registry
         self.engine = engine
         self.clock = clock
-        #: (tenant, incident) -> the silence last ledgered as holding it.
-        self._held: dict[tuple[str, str], str] = {}
+        #: (tenant, incident) -> the silence last ledgered as holding it (None: no hold).
+        self._held: dict[tuple[str, str], str | None] = {}
+
+    async def _ledgered_hold(self, state: IncidentState) -> str | None:
+        """The silence the ledger last says holds this incident (None when none does)."""
+        key = (state.tenant_id, state.incident_id)
+        if key not in self._held:
+            if len(self._held) >= _MAX_REMEMBERED:
+                self._held.clear()  # a cache: anything forgotten is read back from the ledger
+            entries = await self.engine.ledger.read(
+                LedgerQuery(
+                    tenant_id=state.tenant_id,
+                    incident_id=state.incident_id,
+                    kinds=frozenset({"silenced"}),
+                )
+            )
+            last = entries[-1] if entries else None
+            held = last is not None and last.decision == "held"
+            self._held[key] = str(last.data.get("silence", "")) if last and held else None
+        return self._held[key]
 
     async def order_levels(self, state: IncidentState, levels: Sequence[list[R]]) -> list[list[R]]:
         at = validated_at(state) or self.clock.now()
@@ -85,8 +110,13 @@ class OnCallHooks:
         except Exception as exc:
             log.warning("silences unavailable (%s); paging as usual", exc)
             return False
+        try:
+            previous = await self._ledgered_hold(state)
+        except Exception as exc:  # the ledger will say so louder when we try to write
+            log.warning("cannot read the incident's silence history (%s)", exc)
+            previous = None
         if s is not None:
-            if self._held.get(key) != s.id:
+            if previous != s.id:
                 await self.engine.record(
                     state.tenant_id,
                     state.incident_id,
@@ -105,7 +135,7 @@ class OnCallHooks:
                 )
                 self._held[key] = s.id
             return True
-        previous = self._held.pop(key, None)
+        self._held[key] = None
         if previous is not None:
             await self.engine.record(
                 state.tenant_id,
