@@ -52,8 +52,8 @@ PHONE_KINDS = ("whatsapp", "voice")
 #: What each kind's address is, for the form's hints.
 ADDRESS_HINTS = {
     "telegram": "numeric user or chat id (or @name)",
-    "whatsapp": "phone number, E.164 (+263771234567)",
-    "voice": "phone number, E.164 (+263771234567)",
+    "whatsapp": "phone number, E.164 (+447700900000)",
+    "voice": "phone number, E.164 (+447700900000)",
     "slack": "user id (U…/W…) or #channel/@name",
     "web": "e-mail address or handle",
     "webhook": "http(s) URL to POST to",
