@@ -54,7 +54,8 @@ def config(*, base_url: str = "https://alerts.example.com", content_sid: str = S
                 ],
             },
         ],
-        "targets": [{"tenant": "acme", "service": "checkout"}, {"tenant": "globex", "service": "b"}],
+        "targets": [{"tenant": "acme", "service": "checkout"},
+                    {"tenant": "globex", "service": "b"}],
     }  # fmt: skip
 
 

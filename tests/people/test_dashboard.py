@@ -120,7 +120,9 @@ async def test_page_lists_the_tenants_people_masked_reachable_on_call_with_passk
 
 
 async def test_facts_say_why_voice_and_whatsapp_would_not_work(tmp_path: Path) -> None:
-    rt = await make_runtime(tmp_path, twilio=False, base_url="http://127.0.0.1:8700", content_sid="")
+    rt = await make_runtime(
+        tmp_path, twilio=False, base_url="http://127.0.0.1:8700", content_sid=""
+    )
     try:
         transport = httpx.ASGITransport(app=create_app(rt, run_loop=False))
         async with httpx.AsyncClient(transport=transport, base_url=BASE) as c:
@@ -129,7 +131,12 @@ async def test_facts_say_why_voice_and_whatsapp_would_not_work(tmp_path: Path) -
     finally:
         await close(rt)
     facts = dict(re.findall(r'id="fact-([a-z-]+)" data-ok="(yes|no)"', text))
-    assert facts == {"wa-channel": "no", "wa-template": "no", "voice-channel": "no", "callbacks": "no"}
+    assert facts == {
+        "wa-channel": "no",
+        "wa-template": "no",
+        "voice-channel": "no",
+        "callbacks": "no",
+    }
     assert "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_VOICE_FROM not set" in text
     assert "no Content SID" in text and "TWILIO_AUTH_TOKEN not set" in text
     # Each channel's row says the same as the facts.
@@ -269,7 +276,9 @@ async def test_a_missing_person_is_404_with_the_clis_message(env, tmp_path) -> N
     result = await asyncio.to_thread(cli, tmp_path, "person", "remove", "nobody")
     r = await post(c, "/remove", person="nobody")
     assert r.status_code == 404
-    assert squash(error_of(r.text)) == squash(result.stderr) == "no person 'nobody' in tenant 'acme'"
+    assert (
+        squash(error_of(r.text)) == squash(result.stderr) == "no person 'nobody' in tenant 'acme'"
+    )
     assert await refusals(rt, "acme") == [] and await refusals(rt, "globex") == []
 
 
@@ -348,7 +357,9 @@ async def test_forms_need_the_pages_token_and_the_same_origin(env) -> None:  # t
         assert wrong.status_code == 403
     for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"},
                     {"Origin": "null"}):  # fmt: skip
-        r = await c.post("/dashboard/people/channels", data={**form, "csrf": token}, headers=headers)
+        r = await c.post(
+            "/dashboard/people/channels", data={**form, "csrf": token}, headers=headers
+        )
         assert r.status_code == 403, headers
     # Another session's token is refused; no session at all: sign in first.
     async with httpx.AsyncClient(transport=c._transport, base_url=BASE) as other:

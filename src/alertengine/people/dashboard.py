@@ -87,7 +87,7 @@ def callback_problem(base_url: str) -> str:
         ip = ipaddress.ip_address(host)
     except ValueError:
         return ""  # a DNS name: whether it resolves publicly is the deployment's to know
-    if ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_unspecified:
+    if not ip.is_global:  # loopback, private, link-local, shared (CGNAT), documentation…
         return f"{base_url} is not a public address: Twilio cannot call it back"
     return ""
 
