@@ -340,8 +340,8 @@ async def test_a_shared_person_id_reaches_only_the_sessions_tenant(env) -> None:
     assert r.status_code == 303
     assert ("telegram", "4242") not in await channels(rt, "acme", "alice")
     assert await channels(rt, "globex", "alice") == globex_alice
-    # A ref from acme's page names nothing in globex either (it is bound to the tenant).
     assert await people_entries(rt, "globex") == []
+    assert [e.data["person"] for e in await people_entries(rt)] == ["person:alice"]
 
 
 # --- CSRF --------------------------------------------------------------------------------
@@ -376,3 +376,19 @@ async def test_forms_need_the_pages_token_and_the_same_origin(env) -> None:  # t
     )
     ok = await c.post("/dashboard/people/channels", data={**form, "csrf": token})
     assert ok.status_code == 303 and ("voice", VOICE) in await channels(rt, "acme", "bob")
+
+
+async def test_a_forged_or_stale_channel_ref_removes_nothing(env) -> None:  # type: ignore[no-untyped-def]
+    rt, c = env
+    before = await channels(rt, "acme", "alice")
+    text, _ = await page(c)
+    row = text.split('data-person="alice"', 1)[1].split("</tr>", 1)[0]
+    ref = row.split('name="kind" value="telegram"><input type="hidden" name="ref" value="', 1)[1]
+    for kind, forged in (("telegram", "0" * 24), ("whatsapp", ref[:24])):  # wrong ref, wrong kind
+        r = await post(c, "/channels/remove", person="alice", kind=kind, ref=forged)
+        assert r.status_code == 400
+        assert error_of(r.text) == f"person 'alice' has no such {kind} channel"
+    # A ref names one person's channel: under bob it names nothing.
+    r = await post(c, "/channels/remove", person="bob", kind="telegram", ref=ref[:24])
+    assert r.status_code == 400
+    assert await channels(rt, "acme", "alice") == before and await people_entries(rt) == []
