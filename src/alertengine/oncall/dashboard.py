@@ -1,16 +1,14 @@
 """Dashboard pages for on-call: the next 14 days of shifts, and silences (list, form, expire).
 
 Server-rendered, scoped to the session's tenant like every dashboard page. The silence forms
-POST with the dashboard's CSRF defences: the session cookie is ``SameSite=Strict``, a
-cross-site request is refused by ``Sec-Fetch-Site``/``Origin`` (as sign-in does), and the
-form carries a token bound to the session cookie (HMAC with a key derived from the session
-key), so a request without the page's token is refused (403).
+POST with the dashboard's CSRF defences (:class:`~alertengine.orchestrator.forms.FormGuard`):
+the session cookie is ``SameSite=Strict``, a cross-site request is refused by
+``Sec-Fetch-Site``/``Origin`` (as sign-in does), and the form carries a token bound to the
+session cookie, so a request without the page's token is refused (403).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
@@ -24,17 +22,12 @@ from alertengine.oncall.api import VIEW_DAYS
 from alertengine.oncall.registry import OnCallRegistry
 from alertengine.oncall.schedule import ScheduleError, Shift
 from alertengine.oncall.silences import SilenceError, parse_matcher
+from alertengine.orchestrator.forms import FormGuard
 
 if TYPE_CHECKING:
     from alertengine.orchestrator.dashboard import Dashboard, Session
 
 MAX_FORM_BYTES = 16_384
-
-
-def _same_origin(request: Request) -> bool:
-    from alertengine.orchestrator.dashboard import _same_origin as same  # one rule for all forms
-
-    return same(request)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,25 +59,13 @@ class OnCallPages:
     def __init__(self, dash: Dashboard, registry: OnCallRegistry, session_key: bytes) -> None:
         self.dash = dash
         self.registry = registry
-        self._csrf_key = hmac.new(session_key, b"alertengine/dashboard-csrf/v1", "sha256").digest()
+        self.forms = FormGuard(session_key, max_bytes=MAX_FORM_BYTES, max_fields=16)
 
     def csrf_token(self, request: Request) -> str:
-        cookie = request.cookies.get("ae_dashboard", "")
-        return hmac.new(self._csrf_key, cookie.encode(), hashlib.sha256).hexdigest()
+        return self.forms.token(request)
 
     async def _form(self, request: Request) -> dict[str, str]:
-        if not _same_origin(request):
-            raise HTTPException(403, "cross-site form refused")
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_FORM_BYTES:
-            raise HTTPException(413, "form too large")
-        if "form" not in request.headers.get("content-type", ""):
-            raise HTTPException(415, "send the form (application/x-www-form-urlencoded)")
-        form = await request.form(max_files=0, max_fields=16)
-        token = str(form.get("csrf") or "")
-        if not hmac.compare_digest(token.encode(), self.csrf_token(request).encode()):
-            raise HTTPException(403, "the form's CSRF token is missing or wrong; reload the page")
-        return {k: str(v) for k, v in form.items()}
+        return await self.forms.read(request)
 
     async def oncall(
         self, request: Request, s: Session, *, error: str = "", status: int = 200

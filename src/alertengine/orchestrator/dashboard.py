@@ -40,6 +40,7 @@ from alertengine.incidents import IncidentState, Stage
 from alertengine.ledger import LedgerQuery
 from alertengine.oncall.dashboard import oncall_pages
 from alertengine.orchestrator.charts import Marker, Point, health_chart
+from alertengine.people.dashboard import people_pages
 from alertengine.policy import (
     HealthSnapshot,
     Policy,
@@ -576,6 +577,7 @@ class Dashboard:
             Route(f"{BASE}/simulator", self.guarded(self.simulator), methods=["GET"]),
             Route(f"{BASE}/api/simulate", self.api_simulate, methods=["GET"]),
             *oncall_pages(self, BASE),
+            *people_pages(self, BASE),
             Mount(
                 f"{BASE}/static",
                 app=StaticFiles(directory=str(STATIC_DIR)),
