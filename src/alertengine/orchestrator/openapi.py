@@ -18,6 +18,7 @@ from typing import Any
 
 from alertengine.oncall.openapi import oncall_operations
 from alertengine.orchestrator.http import BODY_LIMITS, DEFAULT_BODY_LIMIT
+from alertengine.people.openapi import people_operations
 
 JSON = "application/json"
 HTML = "text/html"
@@ -709,6 +710,7 @@ def _operations() -> dict[str, dict[str, Schema]]:
             )
         },
         **oncall_operations(),
+        **people_operations(),
     }
 
 
