@@ -98,6 +98,7 @@ async def harness(tmp: Path) -> AsyncIterator[Harness]:
             "TELEGRAM_WEBHOOK_SECRET": TG_SECRET,
             "TELEGRAM_API_BASE": tg_url,
             "TWILIO_AUTH_TOKEN": "twilio-auth-token-for-api-tests",
+            "SLACK_SIGNING_SECRET": "slack-signing-secret-for-api-tests",
         }
         clock = SystemClock()
         ledger = SqliteLedgerStore(tmp / "ledger.db", key=b"k" * 32)

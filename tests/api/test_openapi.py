@@ -9,6 +9,7 @@ import hmac
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from starlette.routing import Route
 
+from alertengine.notify.slack_webhook import signature as slack_signature
 from alertengine.notify.twilio import signature
 from tests.api.harness import GITHUB_SECRET, Harness, harness
 from tests.scale.cluster import PUSHED, ROOT, SECRETS, SERVICE, TENANT, Proc, config_toml, wait_http
@@ -30,6 +32,7 @@ from tests.support.redis_server import free_port
 EXAMPLES = int(os.environ.get("ALERTENGINE_SCHEMATHESIS_EXAMPLES", "300"))
 TG_SECRET = "tg_secret-" + "y" * 24
 TWILIO_TOKEN = "twilio-auth-token-for-openapi"
+SLACK_SECRET = "slack-signing-secret-for-openapi-0123"
 SCHEMES = {
     "tenantKey",
     "tenantKeyHeader",
@@ -38,6 +41,7 @@ SCHEMES = {
     "telegramSecret",
     "githubSignature",
     "twilioSignature",
+    "slackSignature",
     "dashboardSession",
     "enrollmentToken",
 }
@@ -102,6 +106,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "TELEGRAM_WEBHOOK_SECRET": TG_SECRET,
         "TELEGRAM_API_BASE": "http://127.0.0.1:9",
         "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "SLACK_SIGNING_SECRET": SLACK_SECRET,
     }
     proc = Proc(
         [sys.executable, "-m", "alertengine", "serve", "--config", str(cfg), "--port", str(port),
@@ -141,6 +146,17 @@ def credentials(s: Served, path: str, case: Any) -> dict[str, str]:
         if all(isinstance(v, str) for v in [*form.values(), *query.values()]):
             url = s.url + path + (f"?{urlencode(query)}" if query else "")
             return {"X-Twilio-Signature": signature(TWILIO_TOKEN, url, form.items())}
+        return {}
+    if path.startswith("/slack"):
+        # Sign the form body schemathesis will send, as Slack signs: "v0:{ts}:{raw body}".
+        form = case.body if isinstance(case.body, dict) else {}
+        if all(isinstance(v, str) for v in form.values()):
+            ts = str(int(time.time()))
+            raw = urlencode(form).encode()
+            return {
+                "X-Slack-Request-Timestamp": ts,
+                "X-Slack-Signature": slack_signature(SLACK_SECRET, ts, raw),
+            }
         return {}
     if path.startswith("/dashboard"):
         return {"Cookie": f"ae_dashboard={s.session}"}

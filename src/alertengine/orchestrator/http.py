@@ -23,6 +23,7 @@ BODY_LIMITS: dict[str, int] = {
     "/intake/alertmanager": 4 * MIB,  # a whole Alertmanager group, annotations included
     "/telegram/webhook": 256 * KIB,  # one Telegram Update (a message is at most 4096 chars)
     "/twilio/whatsapp": 64 * KIB,  # one Twilio message webhook (form parameters)
+    "/slack/interactions": 256 * KIB,  # one press; the payload repeats the whole message
     "/action/ack": 16 * KIB,  # a token in a form or JSON
     "/commits/webhook": 25 * MIB,  # GitHub caps webhook payloads at 25 MB
     "/action/recover/confirm": 16 * KIB,  # a token in a form or JSON

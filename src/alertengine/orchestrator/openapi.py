@@ -7,7 +7,8 @@ has no operation here, so the document cannot silently fall behind the code.
 
 Auth schemes are the ones the handlers check: a tenant API key (``Authorization: Bearer`` or
 ``X-API-Key``), the admin key (same headers, plus ``?tenant=``), an approval-link token,
-Telegram's secret-token header, GitHub's body signature, and the dashboard's session cookie.
+Telegram's secret-token header, Twilio's and Slack's request signatures, GitHub's body
+signature, and the dashboard's session cookie.
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ SECURITY_SCHEMES: dict[str, Schema] = {
         "description": "Base64 HMAC-SHA1 with TWILIO_AUTH_TOKEN over the public URL "
         "(orchestrator.base_url + path + query) and the POST parameters sorted by name "
         "(name then value). Anything else: 403, ledgered.",
+    },
+    "slackSignature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Slack-Signature",
+        "description": "`v0=` + hex HMAC-SHA256 with SLACK_SIGNING_SECRET of "
+        '`"v0:" + X-Slack-Request-Timestamp + ":" + raw body` (the timestamp header, Unix '
+        "seconds, must be within 300 s of now). Anything else: 401, ledgered.",
     },
     "approvalToken": {
         "type": "apiKey",
@@ -605,6 +614,38 @@ def _operations() -> dict[str, dict[str, Schema]]:
                 parameters=[_param("ref", "query", {"type": "string"}, "The call's link id.")],
                 requestBody={"required": True, "content": {FORM: {"schema": OBJECT}}},
                 security=[{"twilioSignature": []}],
+                tags=["webhooks"],
+            )
+        },
+        "/slack/interactions": {
+            "post": _op(
+                "Slack Interactivity Request URL: an Approve / I'm on it button press",
+                {
+                    "200": {
+                        "description": "Received; the presser is told what happened through "
+                        "the press's `response_url` (an ephemeral message)."
+                    },
+                    **_errors(400, 401, 409, 413, 415),
+                },
+                description="Form field `payload`: Slack's `block_actions` JSON (`user.id`, "
+                "`actions[0].action_id` `ae_approve` / `ae_ack`, `value` = the link id, "
+                "`action_ts`, `response_url`). The presser must be a person of the link's "
+                "tenant by Slack member id. A press seen before is a replay: 409, ledgered, no "
+                "reply. Approve runs the same path as the Telegram button."
+                + _limit("/slack/interactions"),
+                requestBody={
+                    "required": True,
+                    "content": {
+                        FORM: {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"payload": {"type": "string"}},
+                                "required": ["payload"],
+                            }
+                        }
+                    },
+                },
+                security=[{"slackSignature": []}],
                 tags=["webhooks"],
             )
         },

@@ -21,6 +21,11 @@ from alertengine.stores.factory import check_store_url
 
 #: Telegram's ``secret_token``: 1–256 characters of A-Z a-z 0-9 _ - (setWebhook refuses others).
 TELEGRAM_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+#: A Slack app's signing secret (Basic Information → App Credentials): 32 visible characters
+#: (hex in every app we know of); anything shorter is not one, and would be guessable.
+SLACK_SIGNING_SECRET = re.compile(r"^[\x21-\x7e]{32,256}$")
+#: A Slack member id (``U024BE7LH``, ``W…`` in Enterprise Grid): what a button press names.
+SLACK_MEMBER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 def missing_credentials(settings: Settings) -> dict[str, str]:
@@ -95,6 +100,42 @@ def _key_problem(name: str, value: str) -> str:
     return ""
 
 
+def _slack_problems(settings: Settings) -> list[str]:
+    out: list[str] = []
+    if settings.slack_signing_secret and not SLACK_SIGNING_SECRET.match(
+        settings.slack_signing_secret
+    ):
+        out.append(
+            "SLACK_SIGNING_SECRET: not a Slack signing secret (32+ visible characters, no "
+            "spaces); copy it from the Slack app's Basic Information → App Credentials"
+        )
+    if not settings.slack_hooks_base.startswith(("https://", "http://")):
+        out.append("SLACK_HOOKS_BASE: must be an http(s) URL (default https://hooks.slack.com)")
+    return out
+
+
+def _slack_warnings(config: Config, settings: Settings) -> list[str]:
+    """Buttons that act in Slack need the webhook to post them and a member id per person."""
+    if not settings.slack_signing_secret:
+        return []
+    if not settings.slack_webhook_url:
+        return [
+            "SLACK_SIGNING_SECRET is set but SLACK_WEBHOOK_URL is not: no Slack message is "
+            "sent, so no Slack button can be pressed"
+        ]
+    return [
+        f"tenants.{i}: {p.actor}'s Slack channel {c.address!r} names no member id, so their "
+        "presses of Slack buttons cannot be tied to them (refused); add user_id = their "
+        "Slack member id (U…)"
+        for i, t in enumerate(config.tenants)
+        for p in t.persons()
+        for c in p.channels
+        if c.kind == "slack"
+        and not SLACK_MEMBER_ID.match(c.address)
+        and not SLACK_MEMBER_ID.match(c.user_id)
+    ]
+
+
 def reachability(config: Config, settings: Settings) -> tuple[Reach, ...]:
     missing = missing_credentials(settings)
     out: list[Reach] = []
@@ -160,6 +201,8 @@ def preflight(
             "A-Z a-z 0-9 _ - as a webhook secret_token; generate one with "
             "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
         )
+    problems += _slack_problems(settings)
+    warnings += _slack_warnings(config, settings)
     lease_ttl = environ.get("ALERTENGINE_LEASE_TTL_S", "")
     if lease_ttl:
         try:

@@ -40,6 +40,7 @@ from alertengine.incidents import IncidentState
 from alertengine.ledger import LedgerError, LedgerStore
 from alertengine.ledger.checkpoint import NoteSigner
 from alertengine.log_redaction import install_url_redaction
+from alertengine.notify.slack_webhook import Responder, SlackInteractions
 from alertengine.notify.telegram import TelegramChannel
 from alertengine.notify.telegram_webhook import telegram_webhook_routes
 from alertengine.notify.twilio import SessionWindows
@@ -67,6 +68,7 @@ from alertengine.orchestrator.phone import PhoneActions
 from alertengine.orchestrator.preflight import missing_credentials
 from alertengine.orchestrator.service import Orchestrator
 from alertengine.orchestrator.settings import Settings
+from alertengine.orchestrator.slack_actions import SlackActions
 from alertengine.orchestrator.wiring import (
     AddressedWebhookChannel,
     DiagnosisStep,
@@ -113,6 +115,8 @@ class Runtime:
     oncall: OnCallRegistry | None = None
     #: "I'm on it" from every channel (orchestrator/ack.py), set by build_runtime.
     acknowledger: Acknowledger | None = None
+    #: Slack button presses (``/slack/interactions``), when SLACK_SIGNING_SECRET is set.
+    slack: SlackInteractions | None = None
     #: Tenant API keys created at start-up for tenants the store did not know (shown once).
     new_keys: dict[str, str] = field(default_factory=dict)
     #: The log's checkpoint key (the executor's and the API's), set by build_runtime.
@@ -150,6 +154,8 @@ class Runtime:
             log.exception("execution of %s/%s failed", tenant_id, incident_id)
 
     async def drain(self) -> None:
+        if self.slack is not None:  # a press may be deciding, or replying, still
+            await self.slack.drain()
         if self._exec_tasks:
             await asyncio.gather(*self._exec_tasks, return_exceptions=True)
 
@@ -306,6 +312,16 @@ async def build_runtime(
                 on_refused=phone.refused_request,
             )
         )
+    if settings.slack_signing_secret:
+        slack = SlackActions(orch.engine, authorizer, acknowledger, people, store, paused)
+        rt.slack = SlackInteractions(
+            settings.slack_signing_secret,
+            clock,
+            Responder(http, settings.slack_hooks_base),
+            on_press=slack.press,
+            on_refused=slack.refused_request,
+        )
+        rt.extra_routes.extend(rt.slack.routes())
     telegram = channels.get("telegram")
     if isinstance(telegram, TelegramChannel) and settings.telegram_webhook_secret:
 

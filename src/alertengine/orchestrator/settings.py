@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     twilio_voice_from: str = Field("", alias="TWILIO_VOICE_FROM")
     twilio_api_base: str = Field("https://api.twilio.com", alias="TWILIO_API_BASE")
     slack_webhook_url: str = Field("", alias="SLACK_WEBHOOK_URL")
+    #: The Slack app's signing secret: Approve / I'm on it act in Slack (/slack/interactions).
+    slack_signing_secret: str = Field("", alias="SLACK_SIGNING_SECRET")
+    #: Where a press's ``response_url`` must point (tests: a local fake).
+    slack_hooks_base: str = Field("https://hooks.slack.com", alias="SLACK_HOOKS_BASE")
     github_token: str = Field("", alias="GITHUB_TOKEN")
     notify_webhook_secret: str = Field("", alias="NOTIFY_WEBHOOK_SECRET")
     claude_model: str = Field("", alias="ALERTENGINE_CLAUDE_MODEL")

@@ -130,7 +130,9 @@ def build_channels(
             base_url=settings.twilio_api_base,
         )
     if settings.slack_webhook_url:
-        channels["slack"] = SlackWebhookChannel(settings.slack_webhook_url, http)
+        channels["slack"] = SlackWebhookChannel(
+            settings.slack_webhook_url, http, interactive=bool(settings.slack_signing_secret)
+        )
     return channels
 
 
@@ -398,12 +400,16 @@ class Notifier:
         outcome = await self.dispatcher.deliver(state.tenant_id, state.incident_id, [r], msg)
         return outcome.delivered
 
+    def _buttons_act(self, channel: str) -> bool:
+        """Presses come back to us: Telegram, and Slack with a signing secret."""
+        return channel == "telegram" or bool(getattr(self.channels.get(channel), "interactive", 0))
+
     def _in_chat(self, channel: str, state: IncidentState) -> bool:
         """An in-chat Approve button, unless the policy wants a passkey: then the only
         button opens the approval page, where the person's device signs."""
         policy = self.engine.policy_for(state.tenant_id)
         action = state.action or DEFAULT_ACTION
-        return channel == "telegram" and not policy.requires_passkey(action)
+        return self._buttons_act(channel) and not policy.requires_passkey(action)
 
     async def render(
         self, state: IncidentState, url: str, jti: str, expires_at: float, channel: str
@@ -439,7 +445,7 @@ class Notifier:
             commits=flag_risky(recent[:3]),
             approve_url=url,
             approve_callback=f"ae:{jti}" if self._in_chat(channel, fresh) else "",
-            ack_callback=f"ack:{jti}" if channel == "telegram" else "",
+            ack_callback=f"ack:{jti}" if self._buttons_act(channel) else "",
             ack_url=url.replace("/action/recover?", "/action/ack?", 1) if url else "",
             expires_at=expires_at,
             action=fresh.action,
