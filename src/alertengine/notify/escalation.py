@@ -58,10 +58,10 @@ def after_unanswered(
 ) -> FallOver:
     """Who comes after ``identity``'s unanswered ``channel`` call to ``address``.
 
-    The call's position among the person's channels is the one with that channel and
+    The call's position among the person's channels is their last one with that channel and
     address (digits compared, so ``+1 555…`` matches ``+1555…``); without a match, their
     last channel of that kind: only channels strictly after it are tried, so a chain of
-    unanswered calls always ends. The next person is the one after the later of the caller
+    unanswered calls always ends (a number listed twice is not called twice). The next person is the one after the later of the caller
     and the current escalation (``escalations`` is the level asked last); a call to someone
     escalation already moved past asks nobody new."""
     at = next((i for i, lv in enumerate(levels) if lv and lv[0].identity == identity), None)
@@ -71,7 +71,7 @@ def after_unanswered(
     mine = levels[at]
     same = [i for i, r in enumerate(mine) if r.channel == channel]
     exact = [i for i in same if _digits(mine[i].address) == _digits(address) and address]
-    pos = exact[0] if exact else (same[-1] if same else len(mine) - 1)
+    pos = (exact or same or [len(mine) - 1])[-1]
     rest = tuple(mine[pos + 1 :])
     if at < escalations:
         return FallOver(rest, None)
