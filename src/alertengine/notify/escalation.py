@@ -61,9 +61,9 @@ def after_unanswered(
     The call's position among the person's channels is their last one with that channel and
     address (digits compared, so ``+1 555…`` matches ``+1555…``); without a match, their
     last channel of that kind: only channels strictly after it are tried, so a chain of
-    unanswered calls always ends (a number listed twice is not called twice). The next person is the one after the later of the caller
-    and the current escalation (``escalations`` is the level asked last); a call to someone
-    escalation already moved past asks nobody new."""
+    unanswered calls always ends (a number listed twice is not called twice). The next
+    person is the one after the caller; a call to someone escalation already moved past
+    (``escalations`` is the level asked last) asks nobody new: that is under way."""
     at = next((i for i, lv in enumerate(levels) if lv and lv[0].identity == identity), None)
     if at is None:  # no longer on the route: whoever escalation would ask next
         nxt = escalations + 1
