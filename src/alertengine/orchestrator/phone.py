@@ -6,7 +6,8 @@ A WhatsApp Approve goes through the SAME path as a Telegram button
 (:meth:`Authorizer.confirm_as`: single use, stage, tenant, quorum, passkey); Acknowledge
 through :class:`Acknowledger`. The sender must be a person of the incident's tenant by their
 registered number; the number itself never reaches the ledger (a keyed marker does). A call
-only acknowledges: nothing on the keypad approves.
+only acknowledges: nothing on the keypad approves. A call that ends unanswered (busy,
+no-answer, failed, canceled) is handed to ``unanswered`` (the Notifier's fall-over).
 """
 
 from __future__ import annotations
