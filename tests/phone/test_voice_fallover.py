@@ -199,3 +199,48 @@ async def test_a_forged_status_callback_moves_nobody(make_phone):
         assert forged.status_code == 403
         assert p.telegram.sent == [] and await fallovers(p) == []
         assert BOB.lstrip("+") not in await p.ledger_text()
+
+
+CAROL_TG = {"id": "carol", "channels": [{"channel": "telegram", "address": "3003"}]}
+
+
+async def test_a_call_escalation_already_moved_past_asks_nobody_new(make_phone):
+    """Alice's call rang out only after the timer had asked Bob: Carol is not asked early."""
+    persons = [alice(VOICE), BOB_TG, CAROL_TG]
+    async with make_phone(persons=persons, policy={"escalate_after_s": 60}) as p:
+        await p.incident()
+        (call,) = p.twilio.calls
+        await p.clock.advance(61)
+        await p.rt.notifier.escalate_due()
+        assert chats(p) == [BOB_CHAT]
+        await p.twilio.report_status(call, "no-answer", p.client)
+        assert chats(p) == [BOB_CHAT]
+        (last,) = [r for k, d, r in await fallovers(p) if d == "fallover"]
+        assert last.startswith("person:alice did not answer the call (no-answer) and has no ")
+        assert "nobody after them to ask" in last
+
+
+async def test_the_timer_escalating_meanwhile_wins_and_nobody_is_asked_twice(make_phone):
+    """Another replica's timer escalates between our read and our append: the guarded
+    escalation entry is refused, so Bob is not asked a second time by us."""
+    async with make_phone(persons=[alice(VOICE), BOB_TG, CAROL_TG], policy=SLOW) as p:
+        iid = await p.incident()
+        (call,) = p.twilio.calls
+        notifier = p.rt.notifier
+        levels = notifier.levels
+
+        async def racing(state: Any) -> Any:
+            await p.rt.engine.record(
+                "acme", iid, kind="escalation", actor="orchestrator", decision="level 1",
+                reason="the other replica's timer", data={"level": 1, "person": "person:bob"},
+            )  # fmt: skip
+            return await levels(state)
+
+        notifier.levels = racing  # type: ignore[method-assign]
+        await p.twilio.report_status(call, "no-answer", p.client)
+        notifier.levels = levels  # type: ignore[method-assign]
+        steps = [r for k, _, r in await fallovers(p) if k == "escalation"]
+        assert steps == ["the other replica's timer"]  # ours was refused by the guard
+        assert p.telegram.sent == []  # (the other replica would send Bob's message)
+        state = await p.rt.engine.get("acme", iid)
+        assert state is not None and state.escalations == 1

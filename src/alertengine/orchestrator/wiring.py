@@ -593,7 +593,7 @@ class Notifier:
         plan = after_unanswered(levels, identity, "voice", to, state.escalations)
         heard = f"{identity} did not answer the call ({outcome})"
         data = {"identity": identity, "channel": "voice", "outcome": outcome, "jti": jti}
-        data["call_sid"] = call_sid[:64]
+        data |= {"call_sid": call_sid[:64]}  # as the ``call`` entry: which call this was
         # A fall-over entry reaches nobody by itself ("ok" as on every delivery entry).
         told = {**data, "ok": False}
         if plan.channels:
@@ -630,8 +630,10 @@ class Notifier:
         asked = state.escalations
 
         def unchanged(st: IncidentState | None) -> str | None:
-            ok = st is not None and st.stage is Stage.VALIDATED and not st.acked_by
-            return None if ok and st is not None and st.escalations == asked else "moved on"
+            """Still awaiting approval, unacknowledged, and no escalation step since."""
+            if st is None or st.stage is not Stage.VALIDATED or st.acked_by:
+                return "the incident moved on"
+            return None if st.escalations == asked else "escalation got there first"
 
         try:
             await self.engine.record(
