@@ -5,7 +5,8 @@ Form-encoded ``To``/``From``/``Body`` or ``ContentSid`` + ``ContentVariables`` (
 of strings), HTTP basic auth (SID, auth token); answers 201 with a message (``SM…``) or call
 (``CA…``) resource, or Twilio's error JSON (``code``, ``message``, ``more_info``, ``status``).
 :meth:`FakeTwilio.whatsapp_press` and friends build the inbound webhooks with the parameters
-Twilio documents and a real ``X-Twilio-Signature``.
+Twilio documents and a real ``X-Twilio-Signature``; :meth:`FakeTwilio.report_status` POSTs a
+call's signed status callback (a chosen ``CallStatus``) to its ``StatusCallback`` URL.
 """
 
 from __future__ import annotations
@@ -221,7 +222,7 @@ class FakeTwilio:
             "To": call["To"],
             "CallbackSource": "call-progress-events",
             "SequenceNumber": str(seq),
-            "Timestamp": format_datetime(datetime.now(timezone.utc), usegmt=True),
+            "Timestamp": format_datetime(datetime.now(timezone.utc)),  # …:01 +0000
         }
         if status not in ("initiated", "ringing", "in-progress"):
             params["CallDuration"] = str(duration)
