@@ -59,7 +59,7 @@ async def test_call_reads_the_incident_and_1_acknowledges(make_phone):
         assert ALICE.lstrip("+") not in await p.ledger_text()
 
 
-async def test_unanswered_call_is_ledgered_and_escalation_goes_on(make_phone):
+async def test_unanswered_call_is_ledgered_and_the_next_person_asked_at_once(make_phone):
     persons = [
         {"id": "alice", "channels": [{"channel": "voice", "address": ALICE}]},
         {"id": "bob", "channels": [{"channel": "whatsapp", "address": "+15550002222"}]},
@@ -70,7 +70,9 @@ async def test_unanswered_call_is_ledgered_and_escalation_goes_on(make_phone):
         status = call["StatusCallback"].removeprefix(BASE)
         await p.post_signed(status, p.twilio.call_params(call, CallStatus="no-answer"))
         assert [e.decision for e in await p.entries("acme", "call")] == ["no-answer"]
+        # Not escalate_after_s later: at once (tests/phone/test_voice_fallover.py has more).
+        assert [m["To"] for m in p.twilio.sent] == ["whatsapp:+15550002222"]
         await p.clock.advance(61)
         await p.rt.notifier.escalate_due()
-        assert p.twilio.sent[-1]["To"] == "whatsapp:+15550002222"
+        assert len(p.twilio.sent) == 1  # nobody after Bob: the timer asks no one again
         assert (await p.rt.engine.get("acme", iid)).stage is Stage.VALIDATED  # type: ignore[union-attr]

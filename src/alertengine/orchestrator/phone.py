@@ -6,12 +6,13 @@ A WhatsApp Approve goes through the SAME path as a Telegram button
 (:meth:`Authorizer.confirm_as`: single use, stage, tenant, quorum, passkey); Acknowledge
 through :class:`Acknowledger`. The sender must be a person of the incident's tenant by their
 registered number; the number itself never reaches the ledger (a keyed marker does). A call
-only acknowledges: nothing on the keypad approves.
+only acknowledges: nothing on the keypad approves. A call that ends unanswered (busy,
+no-answer, failed, canceled) is handed to ``unanswered`` (the Notifier's fall-over).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from alertengine.authorize.service import DEFAULT_ACTION, Authorizer
 from alertengine.engine import IncidentEngine
@@ -25,6 +26,8 @@ from alertengine.tenants import SYSTEM_TENANT
 
 #: A MessageSid / CallSid is claimed this long: Twilio retries within minutes, never days.
 REPLAY_TTL_S = 7 * 24 * 3600.0
+#: (tenant, incident, jti, CallSid, CallStatus, number called) -> whether it fell over.
+Unanswered = Callable[[str, str, str, str, str, str], Awaitable[bool]]
 VERBS = {"approve": "approve", "ack": "ack", "details": "details"}
 #: Typed replies understood without a button (case-insensitive).
 TYPED = {"approve": "approve", "yes": "approve", "ack": "ack", "on it": "ack", "details": "details"}
@@ -47,6 +50,9 @@ def parse_press(params: dict[str, str]) -> tuple[str, str]:
 
 
 class PhoneActions:
+    #: A call that ended unanswered falls over (wired to ``Notifier.call_unanswered``).
+    unanswered: Unanswered | None = None
+
     def __init__(
         self,
         engine: IncidentEngine,
@@ -182,6 +188,9 @@ class PhoneActions:
         if await self._replayed(f"{call}:{status}", "status"):
             return Reply()
         await self._call_event(link.tenant_id, link.incident_id, call, status, ref)
+        if self.unanswered is not None:  # nobody picked up: their next channel, at once
+            to = bare_number(params.get("To", ""))
+            await self.unanswered(link.tenant_id, link.incident_id, link.jti, call, status, to)
         return Reply()
 
     async def _call_event(

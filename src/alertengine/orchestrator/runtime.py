@@ -302,6 +302,7 @@ async def build_runtime(
     rt.extra_routes.extend(ack_routes(acknowledger, signer, paused))
     if settings.twilio_auth_token:
         phone = PhoneActions(orch.engine, authorizer, acknowledger, people, store, windows, paused)
+        phone.unanswered = notifier.call_unanswered
         rt.extra_routes.extend(
             twilio_routes(
                 settings.twilio_auth_token,

@@ -22,14 +22,19 @@ from alertengine.clock import Clock
 from alertengine.commits import Commit, CommitLog, flag_risky
 from alertengine.diagnose.base import Diagnoser, Diagnosis, DiagnosisContext
 from alertengine.diagnose.council import Council, CouncilVerdict
-from alertengine.engine import IncidentEngine
+from alertengine.engine import GuardRefused, IncidentEngine
 from alertengine.execute.receipts import CheckpointSource
 from alertengine.execute.signing import check_key
 from alertengine.incidents import IncidentState, Stage
 from alertengine.ledger import LedgerQuery
 from alertengine.notify.channel import Channel, DeliveryResult
 from alertengine.notify.delivery import DeliveryEvent, Dispatcher, Recipient
-from alertengine.notify.escalation import escalation_levels, escalations_due
+from alertengine.notify.escalation import (
+    UNANSWERED,
+    after_unanswered,
+    escalation_levels,
+    escalations_due,
+)
 from alertengine.notify.render import IncidentMessage, RenderedMessage, notice, render
 from alertengine.notify.slack import SlackWebhookChannel
 from alertengine.notify.telegram import TelegramChannel
@@ -61,6 +66,8 @@ async def _ignore_health(_name: str, _ok: bool, _detail: str) -> None:
 
 
 COMMIT_WINDOW_S = 6 * 3600.0
+#: A call's fall-over is claimed this long: Twilio retries a callback within minutes.
+FALLOVER_TTL_S = 7 * 24 * 3600.0
 
 
 async def commits_before(log: CommitLog, state: IncidentState) -> list[Commit]:
@@ -563,6 +570,113 @@ class Notifier:
         fresh = await self.engine.get(s.tenant_id, s.incident_id)
         if fresh is not None:
             await self.notify_level(fresh, 0)
+
+    async def call_unanswered(
+        self, tenant_id: str, incident_id: str, jti: str, call_sid: str, outcome: str, to: str
+    ) -> bool:
+        """A call of link ``jti`` ended unanswered (``outcome``: busy, no-answer, failed,
+        canceled): the person's channels after the call are tried at once; when none
+        delivers, the next person is asked at once. Only while the incident awaits approval,
+        unacknowledged, in the round the link belongs to. Once per call, however many
+        replicas get Twilio's (retried) callback: the claim ``twilio:fallover:<CallSid>``.
+        ``to`` (the number called) only picks the call among the person's channels; it is
+        never ledgered. True when it fell over."""
+        if outcome not in UNANSWERED or not call_sid:
+            return False
+        await self.engine.refresh(tenant_id)
+        state = await self.engine.get(tenant_id, incident_id)
+        if state is None or state.stage is not Stage.VALIDATED or state.acked_by:
+            return False  # decided, recovered, expired, or someone is on it: nothing to do
+        if self.oncall is not None and await self.oncall.held(state):
+            return False
+        link = await self._round_link(state, jti)
+        if link is None:
+            return False  # a call of an earlier round: its links no longer count
+        if not await self.authorizer.store.claim(f"twilio:fallover:{call_sid}", FALLOVER_TTL_S):
+            return False  # another replica (or Twilio's retry) already fell over
+        identity = str(link.get("recipient", ""))
+        levels = await self.levels(state)
+        plan = after_unanswered(levels, identity, "voice", to, state.escalations)
+        heard = f"{identity} did not answer the call ({outcome})"
+        data = {"identity": identity, "channel": "voice", "outcome": outcome, "jti": jti}
+        data |= {"call_sid": call_sid[:64]}  # as the ``call`` entry: which call this was
+        # A fall-over entry reaches nobody by itself ("ok" as on every delivery entry).
+        told = {**data, "ok": False}
+        if plan.channels:
+            tried = ", then ".join(r.channel for r in plan.channels)
+            await self.engine.record(
+                tenant_id,
+                incident_id,
+                kind="delivery",
+                actor="orchestrator",
+                decision="fallover",
+                reason=f"no answer from {identity} on voice ({outcome}); trying {identity} "
+                f"on {tried}",
+                data={**told, "next": [r.channel for r in plan.channels]},
+            )
+            for r in plan.channels:
+                if await self._notify_one(state, r):
+                    return True
+            heard += f" and could not be reached on {tried} either"
+        else:
+            heard += " and has no other channel"
+        if plan.next_level is None:
+            await self.engine.record(
+                tenant_id,
+                incident_id,
+                kind="delivery",
+                actor="orchestrator",
+                decision="fallover",
+                reason=f"{heard}; nobody after them to ask (escalation has moved on, or "
+                "everyone has been asked): the link's expiry decides",
+                data=told,
+            )
+            return True
+        nxt = levels[plan.next_level][0].identity
+        asked = state.escalations
+
+        def unchanged(st: IncidentState | None) -> str | None:
+            """Still awaiting approval, unacknowledged, and no escalation step since."""
+            if st is None or st.stage is not Stage.VALIDATED or st.acked_by:
+                return "the incident moved on"
+            return None if st.escalations == asked else "escalation got there first"
+
+        try:
+            await self.engine.record(
+                tenant_id,
+                incident_id,
+                kind="escalation",
+                actor="orchestrator",
+                decision=f"level {plan.next_level}",
+                reason=f"{heard}; asking {nxt}",
+                data={**data, "level": plan.next_level, "person": nxt, "previous": identity},
+                guard=unchanged,
+            )
+        except GuardRefused:
+            return True  # escalation (elsewhere) or a decision got there first
+        fresh = await self.engine.get(tenant_id, incident_id)
+        if fresh is not None:
+            await self.notify_level(fresh, plan.next_level)
+        return True
+
+    async def _round_link(self, state: IncidentState, jti: str) -> Mapping[str, Any] | None:
+        """The ``token`` entry that issued ``jti`` in this round (since the incident last
+        moved and its links were last reproposed), if any."""
+        issued = await self.engine.ledger.read(
+            LedgerQuery(
+                tenant_id=state.tenant_id,
+                incident_id=state.incident_id,
+                after_seq=state.history[-1].seq if state.history else 0,
+                kinds=frozenset({"token"}),
+            )
+        )
+        link: Mapping[str, Any] | None = None
+        for e in issued:
+            if e.decision == "reproposed":
+                link = None  # the links before a reproposal ran out: a new round began
+            elif jti and e.data.get("jti") == jti:
+                link = e.data
+        return link
 
 
 def engine_recorder(engine: IncidentEngine) -> Record:

@@ -9,7 +9,8 @@ from alertengine.ledger.chain import Entry
 
 
 def asked(entries: Sequence[Entry], start: float) -> list[dict[str, Any]]:
-    """One row per delivery attempt, escalation, silence hold and approval, in ledger order:
+    """One row per delivery attempt, call outcome, fall-over, escalation, silence hold and
+    approval, in ledger order:
     ``{t, incident_id, what, who, channel, outcome}`` (``t`` in seconds from the start)."""
     rows: list[dict[str, Any]] = []
     for e in entries:
@@ -23,6 +24,11 @@ def asked(entries: Sequence[Entry], start: float) -> list[dict[str, Any]]:
             }
         elif e.kind == "delivery" and e.decision == "unreachable":
             row = {"what": "nobody reached", "who": "", "channel": "", "outcome": e.reason}
+        elif e.kind == "delivery" and e.decision == "fallover":
+            row = {"what": "fall-over", "who": str(e.data.get("identity", "")),
+                   "channel": "voice", "outcome": e.reason}  # fmt: skip
+        elif e.kind == "call":
+            row = {"what": "call", "who": "", "channel": "voice", "outcome": e.decision}
         elif e.kind == "escalation":
             row = {"what": "escalation", "who": "", "channel": "", "outcome": e.reason}
         elif e.kind == "silenced":

@@ -44,11 +44,13 @@ from alertengine.ledger.chain import Checkpoint, Entry
 from alertengine.ledger.memory import MemoryLedgerStore
 from alertengine.notify.channel import Channel, DeliveryResult
 from alertengine.notify.render import RenderedMessage
+from alertengine.notify.twilio import SessionWindows
 from alertengine.oncall.hooks import OnCallHooks
 from alertengine.oncall.registry import OnCallRegistry, engine_record
 from alertengine.oncall.silences import parse_matcher
 from alertengine.orchestrator.ack import Acknowledger
 from alertengine.orchestrator.config import ChannelConfig, Config, TenantConfig
+from alertengine.orchestrator.phone import PhoneActions
 from alertengine.orchestrator.pipeline import Pipeline, Target
 from alertengine.orchestrator.wiring import (
     DiagnosisStep,
@@ -67,6 +69,9 @@ from alertengine.tenants import TenantRegistry
 BASE_URL = "https://alertengine.sim.invalid"
 #: Event priorities at the same instant: polls, then people, then the loop's sweeps.
 _POLL, _CLICK = 0, 1
+#: A call rings this long before Twilio reports ``no-answer`` (the Calls API's default
+#: ``Timeout``); a person who is there picks up after ``ANSWER_S``.
+RING_S, ANSWER_S = 60.0, 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +134,7 @@ class Simulation:
         self.end = scenario.start + scenario.duration
         self.scheduler = Scheduler(self.clock)
         seed = f"alertengine-sim\x00{scenario.seed}".encode()
+        self._seed = seed
         self._rng = random.Random(hashlib.sha256(seed).digest())
         self.ledger_key = hashlib.sha256(seed + b"\x00ledger").digest()
         self._secret = hashlib.sha256(seed + b"\x00tokens").digest()
@@ -145,7 +151,11 @@ class Simulation:
         self.clicks: list[dict[str, Any]] = []
         self._webhook_attempts: dict[str, int] = {}
         self.webhook_calls = 0
-        self._approvers = {a.identity: a for a in scenario.approvers}
+        #: Who a message to (channel, address) reaches.
+        self._approvers: dict[tuple[str, str], Approver] = {
+            (a.channel, a.address): a for a in scenario.approvers
+        }
+        self._calls = 0
         self._health_cache: dict[tuple[Any, ...], tuple[Health, dict[str, Any]]] = {}
 
     # -- seeded identifiers -----------------------------------------------------------------
@@ -169,7 +179,7 @@ class Simulation:
                     id=sc.tenant,
                     name=sc.name,
                     approvers=[
-                        ChannelConfig(channel=a.channel, address=a.id, identity=a.id)
+                        ChannelConfig(channel=a.channel, address=a.address, identity=a.id)
                         for a in sc.approvers
                     ],
                 )
@@ -220,6 +230,13 @@ class Simulation:
         self.acknowledger = Acknowledger(
             self.engine, self.people, self.store, tell=self.notifier.tell_acknowledged
         )
+        # A call's keypad and status go through the real handlers, as Twilio's webhooks do.
+        key = hashlib.sha256(self._seed + b"\x00windows").digest()
+        windows = SessionWindows(self.store, self.clock, key)
+        self.phone = PhoneActions(
+            self.engine, self.authorizer, self.acknowledger, people, self.store, windows, _open
+        )
+        self.phone.unanswered = self.notifier.call_unanswered
         self.pipeline = Pipeline(
             self.engine,
             self.clock,
@@ -326,8 +343,10 @@ class Simulation:
 
     def delivered(self, channel: str, recipient: str, msg: RenderedMessage) -> None:
         """A message reached ``recipient``: they will open its link when they can."""
-        identity = f"engineer:{channel}:{recipient}"
-        approver = self._approvers.get(identity)
+        approver = self._approvers.get((channel, recipient))
+        if approver is not None and channel == "voice":
+            self._ring(approver, msg)
+            return
         token = _token_of(msg)
         if approver is None or not token:
             return
@@ -344,12 +363,35 @@ class Simulation:
             return
         self._click_seq += 1
         ticket = self._click_seq
-        self._pending_clicks[identity] = ticket  # a newer link replaces an unread older one
+        self._pending_clicks[approver.identity] = ticket  # a newer link replaces an older one
         self.scheduler.at(
             self.start + when,
             lambda: self._click(approver, token, ticket, msg.incident_id),
             priority=_CLICK,
         )
+
+    def _ring(self, approver: Approver, msg: RenderedMessage) -> None:
+        """A call to ``approver``: when available they pick up after a few seconds and press
+        1 (an acknowledgement; nothing on a call approves), else Twilio reports
+        ``no-answer`` after its ring time, and the Notifier falls over."""
+        self._calls += 1
+        call = {"CallSid": f"CA{self._calls:032x}", "To": approver.address}
+        ref = msg.ref
+
+        async def status(outcome: str) -> None:
+            await self.phone.status({**call, "CallStatus": outcome}, ref)
+
+        async def answered() -> None:
+            await status("in-progress")
+            await self.phone.gather({**call, "Digits": "1"}, ref)
+            await status("completed")
+
+        if approver.is_available(self.elapsed()):
+            self.scheduler.at(self.clock.now() + ANSWER_S, answered, priority=_CLICK)
+        else:
+            self.scheduler.at(
+                self.clock.now() + RING_S, lambda: status("no-answer"), priority=_CLICK
+            )
 
     async def _click(self, approver: Approver, token: str, ticket: int, incident_id: str) -> None:
         if self._pending_clicks.get(approver.identity) != ticket:
@@ -370,7 +412,7 @@ class Simulation:
     async def _ack(self, approver: Approver, incident_id: str) -> None:
         """ "I'm on it", through the real Acknowledger (escalation waits ``ack_timeout_s``)."""
         person = await self.people.find_by_channel(
-            self.scenario.tenant, approver.channel, approver.id
+            self.scenario.tenant, approver.channel, approver.address
         )
         actor = person.actor if person is not None else approver.identity
         await self.acknowledger.acknowledge(
@@ -415,6 +457,11 @@ class Simulation:
         if service in self.targets:
             self._recovered(service)
         return httpx.Response(200, json={"ok": True})
+
+
+def _open() -> str | None:
+    """The simulated orchestrator is never paused (emergency mode)."""
+    return None
 
 
 def _token_of(msg: RenderedMessage) -> str:

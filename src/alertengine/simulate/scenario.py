@@ -8,6 +8,7 @@ written as a number or a duration string (``"90s"``, ``"5m"``, ``"1h30m"``, ``"2
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 from collections.abc import Mapping
@@ -174,8 +175,13 @@ class Service(_Model):
 
 
 class Approver(_Model):
+    """One way to reach one person: entries with the same ``id`` are one person, their
+    channels tried in file order. On ``voice``, an available person answers the call and
+    presses 1 (acknowledges: a call never approves); an unavailable one does not pick up,
+    and after Twilio's ring time the call reports ``no-answer``."""
+
     id: str = Field(min_length=1, pattern=r"^[^:\s]+$")
-    channel: Literal["telegram", "whatsapp", "slack", "webhook", "web"] = "telegram"
+    channel: Literal["telegram", "whatsapp", "slack", "webhook", "web", "voice"] = "telegram"
     reaction: Duration = 60.0
     #: Acknowledges ("I'm on it") this long after a message reaches them, when available;
     #: unset: never acknowledges. Acknowledging holds escalation, it never approves.
@@ -186,6 +192,15 @@ class Approver(_Model):
     @property
     def identity(self) -> str:
         return f"engineer:{self.channel}:{self.id}"
+
+    @property
+    def address(self) -> str:
+        """Where the channel reaches them: the ``id``; on voice a made-up E.164 number
+        derived from it (a call needs one; the ledger never shows it)."""
+        if self.channel != "voice":
+            return self.id
+        digest = hashlib.sha256(self.id.encode()).digest()
+        return "+1555" + str(int.from_bytes(digest[:8], "big") % 10**7).zfill(7)
 
     def is_available(self, t: float) -> bool:
         if any(w.contains(t) for w in self.unavailable):

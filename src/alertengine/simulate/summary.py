@@ -217,7 +217,7 @@ def _incident(
                 counts["deliveries"] += 1
                 if first_notified is None:
                     first_notified = t
-            else:
+            elif e.decision != "fallover":  # a call's fall-over is a decision, not an attempt
                 counts["delivery_failures"] += 1
         elif e.kind == "escalation":
             counts["escalations"] += 1

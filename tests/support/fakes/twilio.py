@@ -5,7 +5,8 @@ Form-encoded ``To``/``From``/``Body`` or ``ContentSid`` + ``ContentVariables`` (
 of strings), HTTP basic auth (SID, auth token); answers 201 with a message (``SM…``) or call
 (``CA…``) resource, or Twilio's error JSON (``code``, ``message``, ``more_info``, ``status``).
 :meth:`FakeTwilio.whatsapp_press` and friends build the inbound webhooks with the parameters
-Twilio documents and a real ``X-Twilio-Signature``.
+Twilio documents and a real ``X-Twilio-Signature``; :meth:`FakeTwilio.report_status` POSTs a
+call's signed status callback (a chosen ``CallStatus``) to its ``StatusCallback`` URL.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import hmac
 import itertools
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import format_datetime
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -41,6 +45,8 @@ class FakeTwilio:
     script: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     sent: list[dict[str, str]] = field(default_factory=list)
     calls: list[dict[str, str]] = field(default_factory=list)
+    #: Status callbacks posted (:meth:`report_status`): (url, params, our answer's status).
+    callbacks: list[tuple[str, dict[str, str], int]] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def _authorized(self, request: Request, sid: str) -> bool:
@@ -195,6 +201,59 @@ class FakeTwilio:
             "CallStatus": "in-progress",
             **extra,
         }
+
+    def status_params(
+        self, call: dict[str, str], status: str, *, duration: int = 0
+    ) -> dict[str, str]:
+        """A call's StatusCallback as Twilio documents it for ``call-progress-events``: the
+        call's parameters, ``CallStatus`` (``in-progress`` when answered; ``completed``,
+        ``busy``, ``no-answer``, ``failed`` or ``canceled`` at the end), ``CallDuration``
+        (final only), ``Timestamp`` (RFC 2822), ``SequenceNumber`` (0, 1, … per call)."""
+        seq = sum(1 for _, p, _ in self.callbacks if p.get("CallSid") == call.get("_sid"))
+        params = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": "2010-04-01",
+            "CallSid": call.get("_sid", "CA" + "0" * 32),
+            "CallStatus": status,
+            "Called": call["To"],
+            "Caller": call["From"],
+            "Direction": "outbound-api",
+            "From": call["From"],
+            "To": call["To"],
+            "CallbackSource": "call-progress-events",
+            "SequenceNumber": str(seq),
+            "Timestamp": format_datetime(datetime.now(timezone.utc)),  # …:01 +0000
+        }
+        if status not in ("initiated", "ringing", "in-progress"):
+            params["CallDuration"] = str(duration)
+        return params
+
+    async def report_status(
+        self,
+        call: dict[str, str],
+        status: str,
+        client: httpx.AsyncClient | None = None,
+        *,
+        duration: int = 0,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """POST the signed status callback to the call's ``StatusCallback`` URL, form-encoded
+        with ``X-Twilio-Signature``, as Twilio does; ``params`` resends an earlier one (Twilio
+        retrying). ``client`` reaches an in-process app; without it, a loopback request."""
+        url = call["StatusCallback"]
+        params = params or self.status_params(call, status, duration=duration)
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": self.sign(url, params),
+            "User-Agent": "TwilioProxy/1.1",
+        }
+        if client is not None:
+            r = await client.post(url, content=urlencode(params), headers=headers)
+        else:
+            async with httpx.AsyncClient(timeout=10) as c:
+                r = await c.post(url, content=urlencode(params), headers=headers)
+        self.callbacks.append((url, params, r.status_code))
+        return r
 
     @property
     def app(self) -> Starlette:
