@@ -40,6 +40,8 @@ SCHEMES = {
     "twilioSignature",
     "dashboardSession",
     "enrollmentToken",
+    "personToken",
+    "signinLink",
 }
 
 

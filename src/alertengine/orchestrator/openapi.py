@@ -18,6 +18,7 @@ from typing import Any
 
 from alertengine.oncall.openapi import oncall_operations
 from alertengine.orchestrator.http import BODY_LIMITS, DEFAULT_BODY_LIMIT
+from alertengine.people.signin_openapi import SIGNIN_SCHEMES, signin_operations
 
 JSON = "application/json"
 HTML = "text/html"
@@ -93,6 +94,7 @@ SECURITY_SCHEMES: dict[str, Schema] = {
         "name": "ae_dashboard",
         "description": "Signed session cookie set by POST /dashboard/signin.",
     },
+    **SIGNIN_SCHEMES,
 }
 
 TENANT_AUTH: list[dict[str, list[str]]] = [
@@ -709,6 +711,7 @@ def _operations() -> dict[str, dict[str, Schema]]:
             )
         },
         **oncall_operations(),
+        **signin_operations(),
     }
 
 
