@@ -326,6 +326,7 @@ class SignIns:
         sent = await self.send(
             tenant_id, person, confirm_url(confirm_code), format_user_code(user_code)
         )
+        await self.store.put(REQUESTS, dh, {**doc, "sent_to": sent})
         return Pending(device_code, user_code, person.id, person.name, tuple(sent), exp)
 
     # -- 2. the person answers ----------------------------------------------------------------
