@@ -79,6 +79,90 @@ def _op(summary: str, responses: dict[str, Schema], security: Any, **extra: Any)
     }
 
 
+SESSION: list[dict[str, list[str]]] = [{"dashboardSession": []}]
+PAGE: dict[str, Schema] = {
+    "200": _html("The page."),
+    "303": {"description": "Not signed in: redirect to /dashboard/signin (or done: onwards)."},
+}
+CSRF_ONLY: Schema = {"type": "object", "properties": {"csrf": {"type": "string"}}}
+FORM_ERRORS = {
+    "e403": "Cross-site, no CSRF token, or no person (ledgered).",
+    "e413": "Form too large.",
+    "e415": "Send the form.",
+}
+
+
+def _dashboard(summary: str, responses: dict[str, Schema], **extra: Any) -> Schema:
+    return {**_op(summary, responses, SESSION, **extra), "tags": ["dashboard"]}
+
+
+def _form(schema: Schema) -> Schema:
+    return _body(schema, FORM)
+
+
+def dashboard_operations() -> dict[str, dict[str, Schema]]:
+    return {
+        "/dashboard/person": {
+            "get": _dashboard("Act as a person: choose one, or see the pending request", PAGE)
+        },
+        "/dashboard/person/signin": {
+            "post": _dashboard(
+                "Ask to act as a person: a one-time link goes to their channels (ledgered)",
+                {
+                    **PAGE,
+                    "404": _html("No such person."),
+                    "429": _html("Rate-limited."),
+                    **_errors(**FORM_ERRORS),
+                },
+                requestBody=_form(
+                    {
+                        "type": "object",
+                        "properties": {"csrf": {"type": "string"}, "person": {"type": "string"}},
+                        "required": ["csrf", "person"],
+                    }
+                ),
+            )
+        },
+        "/dashboard/person/poll": {
+            "post": _dashboard(
+                "Finish the sign-in once the person confirmed (JSON with Accept: "
+                "application/json; the session then names the person)",
+                {
+                    **PAGE,
+                    "202": _json(OBJECT, "`{status: pending}`."),
+                    "409": _html("Nothing pending, or already issued."),
+                    "410": _html("Expired."),
+                    **_errors(**FORM_ERRORS),
+                },
+                requestBody=_form(CSRF_ONLY),
+            )
+        },
+        "/dashboard/person/stop": {
+            "post": _dashboard(
+                "Stop acting as the person (the tenant session stays)",
+                {"303": {"description": "Done."}, **_errors(**FORM_ERRORS)},
+                requestBody=_form(CSRF_ONLY),
+            )
+        },
+        "/dashboard/incidents/{incident_id}/ack": {
+            "post": _dashboard(
+                "Acknowledge (\"I'm on it\") as the session's person; the page shows the result",
+                {**PAGE, **_errors(**FORM_ERRORS, e503="Nothing can be recorded now.")},
+                requestBody=_form(CSRF_ONLY),
+                parameters=[
+                    {
+                        "name": "incident_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "description": "Incident id.",
+                    }
+                ],
+            )
+        },
+    }
+
+
 def signin_operations() -> dict[str, dict[str, Schema]]:
     bad = {"e400": "Malformed input: the reason is in `error`.", "e401": "No valid key."}
     return {
@@ -238,4 +322,5 @@ def signin_operations() -> dict[str, dict[str, Schema]]:
                 ],
             )
         },
+        **dashboard_operations(),
     }
