@@ -163,6 +163,11 @@ async def test_an_expired_request_is_refused_both_ways() -> None:
         assert decisions.count("expired") == 1
         assert len(await s.entries("acme", "refused")) == 2
         assert (await s.request("alice")).status_code == 201  # no longer pending
+        # Confirmed but never collected: the credential expires with the request.
+        r2 = await s.request("alice")
+        assert (await s.answer(s.link(ALICE))).status_code == 200
+        await s.clock.advance(601)
+        assert (await s.poll(r2.json()["device_code"])).status_code == 410
 
 
 async def test_forged_expired_and_revoked_tokens_cannot_acknowledge() -> None:
@@ -240,3 +245,22 @@ async def test_bad_input_is_refused_with_a_reason() -> None:
         bad = await s.client.post("/people/signin/confirm", data={"c": "x", "decision": "maybe"})
         assert bad.status_code == 400
         assert json.loads((await s.poll("nope")).text)["status"] == 404
+
+
+async def test_a_cli_acknowledgement_holds_the_escalation_that_would_reach_bob() -> None:
+    for acknowledge in (False, True):  # the control first: without it, Bob is asked
+        async with site() as s:
+            token = await s.token("alice")
+            incident = await s.incident()
+            if acknowledge:
+                assert (await s.ack(incident, token)).status_code == 200
+            await s.clock.advance(601)  # escalate_after_s is 600
+            await s.rt.notifier.escalate_due()
+            escalated = [e for e in await s.entries("acme", "escalation")]
+            bob_asked = [
+                m
+                for m in s.telegram.sent
+                if str(m["chat_id"]) == BOB and "Sign-in" not in m["text"]
+            ]
+            assert bool(escalated) is not acknowledge, escalated
+            assert bool(bob_asked) is not acknowledge

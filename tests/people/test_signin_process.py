@@ -203,5 +203,8 @@ async def test_cli_login_confirm_from_the_phone_then_ack(tmp_path: Path) -> None
             assert json.loads(creds.read_text()) == {}
             gone = cli("person", "ack", inc, "--server", base, env=user_env)
             assert gone.returncode == 2
+            # Neither the process log nor the CLI's output holds the token or the link's code.
+            for text in ((tmp_path / "serve.log").read_text(), out.decode(), shown):
+                assert entry["token"] not in text and code not in text
         finally:
             proc.stop()

@@ -346,7 +346,9 @@ class SignIns:
 
     def _state(self, doc: Mapping[str, Any]) -> str:
         state = str(doc.get("state", "pending"))
-        if state == "pending" and float(doc["expires_at"]) <= self.clock.now():
+        # A confirmation not collected in time expires too: the credential is the requester's
+        # only while the request lives.
+        if state in ("pending", "confirmed") and float(doc["expires_at"]) <= self.clock.now():
             return "expired"
         return state
 
