@@ -90,7 +90,8 @@ def served() -> Iterator[Served]:
             async def app(scope: Any, receive: Any, send: Any) -> None:
                 await holder["app"](scope, receive, send)  # type: ignore[operator]
 
-            url = loop.serve(app)
+            # WebAuthn needs a secure context and a domain RP ID: http://localhost is both.
+            url = loop.serve(app).replace("127.0.0.1", "localhost")
             rt = loop.call(make_runtime(tg, tg_url, url))
             holder["app"] = create_app(rt, run_loop=False)  # type: ignore[assignment]
             yield Served(rt, url, rt.new_keys["acme"], loop, tg)
@@ -163,5 +164,66 @@ def test_sign_in_as_a_person_then_acknowledge_from_the_incident_page(served: Ser
             assert page.locator("#person-link").inner_text() == "Sign in as a person"
             assert page.locator("#acting-person").count() == 0
             assert page.errors == []
+        finally:
+            b.close()
+
+
+def _device(context: Any, page: Any) -> tuple[Any, str]:
+    """A platform authenticator (passkey) with user verification, on this page's target."""
+    cdp = context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable", {"enableUI": False})
+    found = cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )
+    return cdp, str(found["authenticatorId"])
+
+
+def test_sign_in_as_a_person_with_their_passkey(served: Served) -> None:
+    pk = served.rt.authorizer.passkeys
+    assert pk is not None
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            context = b.new_context()
+            page = record_errors(context.new_page())
+            _device(context, page)
+            link = served.loop.call(pk.issue_enrollment("acme", "bob"))
+            page.goto(link.url)
+            page.click("#enroll")
+            page.wait_for_selector("#result:not([hidden])", timeout=30_000)
+            assert page.get_attribute("#result", "data-status") == "200"
+            sent_before = len(served.telegram.sent)
+
+            page.goto(f"{served.url}/dashboard/")
+            page.get_by_label("Tenant API key (or the admin key)").fill(served.key)
+            page.click("#signin")
+            page.wait_for_url(f"{served.url}/dashboard/")
+            page.goto(f"{served.url}/dashboard/person")
+            # Alice has no passkey: the page says so, and nothing changes.
+            page.select_option("#person", "alice")
+            page.click("#person-passkey")
+            page.wait_for_selector("#passkey-error:not([hidden])")
+            assert "no passkey" in page.locator("#passkey-error").inner_text()
+            page.select_option("#person", "bob")
+            page.click("#person-passkey")
+            page.wait_for_url(f"{served.url}/dashboard/", timeout=20_000)
+            assert page.locator("#acting-person").inner_text() == "bob (acme)"
+            assert len(served.telegram.sent) == sent_before  # no link: the passkey proved it
+            entries = served.loop.call(served.rt.ledger.read(LedgerQuery(tenant_id="acme")))
+            steps = [
+                (e.actor, e.decision, e.data.get("via")) for e in entries if e.kind == "signin"
+            ]
+            assert ("person:bob", "confirmed", "passkey") in steps
+            assert [e for e in page.errors if "409" not in e] == []
         finally:
             b.close()

@@ -26,12 +26,13 @@ from starlette.routing import BaseRoute, Route
 from alertengine.incidents import IncidentState, Stage
 from alertengine.people.model import person_actor
 from alertengine.people.signin import REQUESTS, SignInError, SignIns, device_shape_ok, secret_hash
+from alertengine.people.signin_passkey import PasskeySignIn, parse_assertion
 from alertengine.people.signin_routes import CONFIRM_PATH, describe
 
 if TYPE_CHECKING:
     from alertengine.orchestrator.dashboard import Dashboard, Session
 
-MAX_FORM_BYTES = 4_096
+MAX_FORM_BYTES = 16_384  # a passkey assertion is the largest field
 COOKIE = "ae_dashboard"
 
 
@@ -53,6 +54,13 @@ class PersonPages:
             raise HTTPException(404, "person sign-in is not available here")
         return s
 
+    @property
+    def by_passkey(self) -> PasskeySignIn:
+        passkeys = self.dash.rt.authorizer.passkeys
+        if passkeys is None:
+            raise HTTPException(404, "passkeys are not available here")
+        return PasskeySignIn(passkeys, self.signins)
+
     def csrf(self, request: Request) -> str:
         return csrf_token(self.session_key, request.cookies.get(COOKIE, ""))
 
@@ -66,7 +74,7 @@ class PersonPages:
             raise HTTPException(413, "form too large")
         if "form" not in request.headers.get("content-type", ""):
             raise HTTPException(415, "send the form (application/x-www-form-urlencoded)")
-        form = await request.form(max_files=0, max_fields=8)
+        form = await request.form(max_files=0, max_fields=8, max_part_size=MAX_FORM_BYTES)
         token = str(form.get("csrf") or "")
         if not hmac.compare_digest(token.encode(), self.csrf(request).encode()):
             raise HTTPException(403, "the form's CSRF token is missing or wrong; reload the page")
@@ -174,6 +182,33 @@ class PersonPages:
             resp = RedirectResponse("/dashboard/", status_code=303)
         return self._with_session(request, resp, acting)
 
+    async def passkey_options(self, request: Request, s: Session) -> Response:
+        """WebAuthn request options for the chosen person's passkeys (JSON)."""
+        form = await self._form(request)
+        try:
+            options, nonce = await self.by_passkey.options(
+                s.tenant_id, form.get("person", ""), s.actor
+            )
+        except SignInError as exc:
+            return JSONResponse({"error": exc.message}, status_code=exc.status)
+        return JSONResponse({"options": options, "nonce": nonce})
+
+    async def passkey_finish(self, request: Request, s: Session) -> Response:
+        """The assertion from the person's authenticator: the session then names them."""
+        form = await self._form(request)
+        assertion = parse_assertion(form.get("assertion", ""))
+        try:
+            pid = await self.by_passkey.finish(
+                s.tenant_id, s.actor, form.get("nonce", ""), assertion
+            )
+        except SignInError as exc:
+            return JSONResponse({"error": exc.message}, status_code=exc.status)
+        person = await self.signins.people.get(s.tenant_id, pid)
+        name = person.name if person else pid
+        acting = self._replace(s, pending="", person=pid, person_name=name)
+        resp = JSONResponse({"status": "confirmed", "person": pid, "name": name})
+        return self._with_session(request, resp, acting)
+
     async def stop(self, request: Request, s: Session) -> Response:
         """Stop acting as the person (the tenant session stays)."""
         await self._form(request)
@@ -208,6 +243,8 @@ class PersonPages:
             Route(f"{base}/person/signin", g(self.start), methods=["POST"]),
             Route(f"{base}/person/poll", g(self.poll), methods=["POST"]),
             Route(f"{base}/person/stop", g(self.stop), methods=["POST"]),
+            Route(f"{base}/person/passkey/options", g(self.passkey_options), methods=["POST"]),
+            Route(f"{base}/person/passkey/finish", g(self.passkey_finish), methods=["POST"]),
             Route(f"{base}/incidents/{{incident_id}}/ack", g(self.ack), methods=["POST"]),
         ]
 

@@ -137,6 +137,53 @@ def dashboard_operations() -> dict[str, dict[str, Schema]]:
                 requestBody=_form(CSRF_ONLY),
             )
         },
+        "/dashboard/person/passkey/options": {
+            "post": _dashboard(
+                "WebAuthn request options for the chosen person's passkeys (a challenge bound "
+                "to this sign-in)",
+                {
+                    "200": _json(OBJECT, "`{options: <JSON text>, nonce}`."),
+                    "409": _json(ERROR, "The person has no passkey enrolled."),
+                    **_errors(**FORM_ERRORS),
+                },
+                requestBody=_form(
+                    {
+                        "type": "object",
+                        "properties": {"csrf": {"type": "string"}, "person": {"type": "string"}},
+                        "required": ["csrf", "person"],
+                    }
+                ),
+            )
+        },
+        "/dashboard/person/passkey/finish": {
+            "post": _dashboard(
+                "The person's passkey assertion: the session then names them (ledgered)",
+                {
+                    "200": _json(OBJECT, "`{status: confirmed, person, name}`."),
+                    **_errors(
+                        e400="Unknown or expired challenge (ledgered).",
+                        e403="Wrong person's passkey, bad signature, no user verification, "
+                        "cloned counter, or no CSRF token (ledgered).",
+                        e409="Challenge already used (ledgered).",
+                    ),
+                },
+                requestBody=_form(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "csrf": {"type": "string"},
+                            "nonce": {"type": "string"},
+                            "assertion": {
+                                "type": "string",
+                                "description": "The PublicKeyCredential as JSON, binary "
+                                "fields base64url.",
+                            },
+                        },
+                        "required": ["csrf", "nonce", "assertion"],
+                    }
+                ),
+            )
+        },
         "/dashboard/person/stop": {
             "post": _dashboard(
                 "Stop acting as the person (the tenant session stays)",
