@@ -344,7 +344,7 @@ class SignIns:
             return None
         return dh, doc
 
-    def _state(self, doc: Mapping[str, Any]) -> str:
+    def state_of(self, doc: Mapping[str, Any]) -> str:
         state = str(doc.get("state", "pending"))
         # A confirmation not collected in time expires too: the credential is the requester's
         # only while the request lives.
@@ -367,7 +367,7 @@ class SignIns:
             str(doc["requester"]),
             str(doc["client"]),
             str(doc.get("describe", "")),
-            self._state(doc),
+            self.state_of(doc),
             float(doc["expires_at"]),
         )
 
@@ -382,7 +382,7 @@ class SignIns:
         tenant, pid = str(doc["tenant"]), str(doc["person"])
         actor = person_actor(pid)
         ref = hash_ref(dh)
-        state = self._state(doc)
+        state = self.state_of(doc)
         if state == "expired":
             await self._expire(dh, doc)
             raise await self.refuse(
@@ -461,7 +461,7 @@ class SignIns:
                 403,
                 request=ref,
             )
-        state = self._state(doc)
+        state = self.state_of(doc)
         if state == "pending":
             return Outcome("pending", tenant, pid)
         if state == "expired":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException
@@ -25,7 +26,14 @@ from starlette.routing import BaseRoute, Route
 
 from alertengine.incidents import IncidentState, Stage
 from alertengine.people.model import person_actor
-from alertengine.people.signin import REQUESTS, SignInError, SignIns, device_shape_ok, secret_hash
+from alertengine.people.signin import (
+    REQUESTS,
+    SignInError,
+    SignIns,
+    device_shape_ok,
+    format_user_code,
+    secret_hash,
+)
 from alertengine.people.signin_passkey import PasskeySignIn, parse_assertion
 from alertengine.people.signin_routes import CONFIRM_PATH, describe
 
@@ -94,8 +102,6 @@ class PersonPages:
         return resp
 
     def _replace(self, s: Session, **changes: Any) -> Session:
-        from dataclasses import replace
-
         return replace(s, **changes)
 
     async def _pending_doc(self, s: Session) -> dict[str, Any] | None:
@@ -112,13 +118,11 @@ class PersonPages:
         doc = await self._pending_doc(s)
         pending = None
         if doc is not None:
-            from alertengine.people.signin import format_user_code
-
             pending = {
                 "person": doc["person"],
                 "user_code": format_user_code(str(doc["user_code"])),
                 "sent_to": doc.get("sent_to") or [],
-                "state": self.signins._state(doc),
+                "state": self.signins.state_of(doc),
                 "expires_at": doc["expires_at"],
             }
         return self.dash.page(
