@@ -34,6 +34,7 @@ def _register() -> None:
         ("alertengine.oncall.silence_cli", "silence"),
         ("alertengine.simulate.cli", None),
         ("alertengine.passkeys.cli", "person"),
+        ("alertengine.people.signin_cli", "person"),
         ("alertengine.demo", None),
     ):
         try:

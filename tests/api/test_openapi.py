@@ -44,6 +44,8 @@ SCHEMES = {
     "slackSignature",
     "dashboardSession",
     "enrollmentToken",
+    "personToken",
+    "signinLink",
 }
 
 

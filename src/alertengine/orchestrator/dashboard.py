@@ -41,6 +41,7 @@ from alertengine.ledger import LedgerQuery
 from alertengine.oncall.dashboard import oncall_pages
 from alertengine.orchestrator.charts import Marker, Point, health_chart
 from alertengine.people.dashboard import people_pages
+from alertengine.people.signin_dashboard import PersonPages, ack_context, person_pages
 from alertengine.policy import (
     HealthSnapshot,
     Policy,
@@ -103,6 +104,11 @@ class Session:
     expires_at: float
     #: The tenant's ``key_rotated_at`` when the session began: a rotation ends the session.
     key_epoch: float = 0.0
+    #: The person this session acts as, once they confirmed from their own channel
+    #: (people/signin.py); empty otherwise. ``pending`` holds the device code meanwhile.
+    person: str = ""
+    person_name: str = ""
+    pending: str = ""
 
     @property
     def principal(self) -> Principal:
@@ -140,12 +146,15 @@ class SessionCodec:
         return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
 
     def encode(self, s: Session) -> str:
-        body = {"t": s.tenant_id, "a": s.admin, "e": s.expires_at, "r": s.key_epoch}
+        body: dict[str, Any] = {"t": s.tenant_id, "a": s.admin, "e": s.expires_at, "r": s.key_epoch}
+        for k, v in (("p", s.person), ("n", s.person_name), ("q", s.pending)):
+            if v:
+                body[k] = v
         payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
         return f"{payload}.{self._mac(payload)}"
 
     def decode(self, value: str | None, now: float) -> Session | None:
-        if not value or len(value) > 1024 or value.count(".") != 1:
+        if not value or len(value) > 2048 or value.count(".") != 1:
             return None
         payload, mac = value.split(".")
         if not hmac.compare_digest(mac.encode(), self._mac(payload).encode()):
@@ -157,6 +166,9 @@ class SessionCodec:
                 admin=bool(body["a"]),
                 expires_at=float(body["e"]),
                 key_epoch=float(body.get("r", 0.0)),
+                person=str(body.get("p", "")),
+                person_name=str(body.get("n", "")),
+                pending=str(body.get("q", "")),
             )
         except (ValueError, KeyError, TypeError):
             return None
@@ -305,6 +317,8 @@ class Dashboard:
         env.globals["stage_class"] = lambda stage: STAGE_CLASS.get(str(stage), "st-muted")
         env.globals["base"] = BASE
         self.templates = Jinja2Templates(env=env)
+        #: Person sign-in pages and the Acknowledge button (set by routes()).
+        self.person: PersonPages | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -467,7 +481,9 @@ class Dashboard:
             **self._context(s),
         )
 
-    async def incident(self, request: Request, s: Session) -> Response:
+    async def incident(
+        self, request: Request, s: Session, ack_result: dict[str, Any] | None = None
+    ) -> Response:
         incident_id = request.path_params["incident_id"]
         tenant = s.tenant_id
         state = await self.rt.engine.get(tenant, incident_id)
@@ -505,6 +521,8 @@ class Dashboard:
             chart=Markup(chart),  # noqa: S704 - built by charts.py, which escapes every text
             policy=policy,
             observations=len(hist),
+            ack_result=ack_result,
+            **ack_context(self.person, request, state),
             **self._context(s),
         )
 
@@ -561,7 +579,9 @@ class Dashboard:
         return RedirectResponse(f"{BASE}/", status_code=307)
 
     def routes(self) -> list[BaseRoute]:
+        self.person, person_routes = person_pages(self, BASE)
         return [
+            *person_routes,
             Route(BASE, self.root, methods=["GET"]),
             Route(f"{BASE}/", self.guarded(self.incidents), methods=["GET"], name="dashboard"),
             Route(f"{BASE}/signin", self.signin_form, methods=["GET"], name="dashboard_signin"),

@@ -20,6 +20,7 @@ from typing import Any
 from alertengine.oncall.openapi import oncall_operations
 from alertengine.orchestrator.http import BODY_LIMITS, DEFAULT_BODY_LIMIT
 from alertengine.people.openapi import people_operations
+from alertengine.people.signin_openapi import SIGNIN_SCHEMES, signin_operations
 
 JSON = "application/json"
 HTML = "text/html"
@@ -103,6 +104,7 @@ SECURITY_SCHEMES: dict[str, Schema] = {
         "name": "ae_dashboard",
         "description": "Signed session cookie set by POST /dashboard/signin.",
     },
+    **SIGNIN_SCHEMES,
 }
 
 TENANT_AUTH: list[dict[str, list[str]]] = [
@@ -752,6 +754,7 @@ def _operations() -> dict[str, dict[str, Schema]]:
         },
         **oncall_operations(),
         **people_operations(),
+        **signin_operations(),
     }
 
 

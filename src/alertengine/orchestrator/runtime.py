@@ -81,6 +81,8 @@ from alertengine.orchestrator.wiring import (
 from alertengine.passkeys.routes import passkey_routes
 from alertengine.passkeys.service import Passkeys
 from alertengine.people import PersonRegistry
+from alertengine.people.signin import SignIns
+from alertengine.people.signin_wiring import wire_signin
 from alertengine.stores import StateStore, StoreUnavailable
 from alertengine.tenants import TenantRegistry, engineer_identity
 
@@ -117,6 +119,8 @@ class Runtime:
     acknowledger: Acknowledger | None = None
     #: Slack button presses (``/slack/interactions``), when SLACK_SIGNING_SECRET is set.
     slack: SlackInteractions | None = None
+    #: Person sign-in and person tokens (people/signin.py), set by build_runtime.
+    signins: SignIns | None = None
     #: Tenant API keys created at start-up for tenants the store did not know (shown once).
     new_keys: dict[str, str] = field(default_factory=dict)
     #: The log's checkpoint key (the executor's and the API's), set by build_runtime.
@@ -300,6 +304,9 @@ async def build_runtime(
         return PAUSED_TEXT if orch.mode is Mode.EMERGENCY else None
 
     rt.extra_routes.extend(ack_routes(acknowledger, signer, paused))
+    signin = wire_signin(rt, oncall_api)  # person sign-in; the dashboard reads rt.signins
+    if signin is not None:
+        rt.extra_routes.extend(signin.routes())
     if settings.twilio_auth_token:
         phone = PhoneActions(orch.engine, authorizer, acknowledger, people, store, windows, paused)
         phone.unanswered = notifier.call_unanswered
