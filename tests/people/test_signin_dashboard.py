@@ -63,6 +63,21 @@ async def test_a_session_acts_as_a_person_only_after_they_confirm() -> None:
         assert [(e.actor, e.data["via"]) for e in acks] == [("person:alice", "dashboard")]
         signin_steps = [(e.actor, e.decision) for e in await s.entries("acme", "signin")]
         assert signin_steps[0] == ("admin", "requested")
+        # What the person changes from here is theirs in the ledger, not the key's.
+        silences = await s.client.get("/dashboard/silences")
+        made = await s.client.post(
+            "/dashboard/silences",
+            data={
+                "csrf": csrf(silences),
+                "matchers": "service=checkout",
+                "hours": "1",
+                "created_by": "alice",
+                "comment": "deploy",
+            },
+        )
+        assert made.status_code == 303, made.text
+        created = [e for e in await s.entries("acme", "silence") if e.decision == "created"]
+        assert [e.actor for e in created] == ["person:alice"]
 
 
 async def test_cross_site_and_token_less_forms_are_refused() -> None:

@@ -116,6 +116,15 @@ class Session:
 
     @property
     def actor(self) -> str:
+        """Who the ledger names for this session's changes: the person, once they confirmed
+        it is them; otherwise the key that signed in."""
+        if self.person:
+            return f"person:{self.person}"
+        return self.key_actor
+
+    @property
+    def key_actor(self) -> str:
+        """The key that signed this session in (``admin`` or ``tenant:<id>``)."""
         return "admin" if self.admin else f"tenant:{self.tenant_id}"
 
 

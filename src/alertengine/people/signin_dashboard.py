@@ -143,7 +143,7 @@ class PersonPages:
             pending = await self.signins.request(
                 s.tenant_id,
                 pid,
-                requester=s.actor,
+                requester=s.key_actor,
                 client="dashboard",
                 describe=describe(request, "dashboard"),
                 confirm_url=lambda c: (
@@ -164,7 +164,7 @@ class PersonPages:
         if not s.pending:
             raise HTTPException(409, "no sign-in is pending in this session")
         try:
-            out = await self.signins.poll(s.pending, s.tenant_id, s.actor)
+            out = await self.signins.poll(s.pending, s.tenant_id, s.key_actor)
         except SignInError as exc:
             # The pending code stays: the page then says how the request ended.
             if wants_json:
@@ -191,7 +191,7 @@ class PersonPages:
         form = await self._form(request)
         try:
             options, nonce = await self.by_passkey.options(
-                s.tenant_id, form.get("person", ""), s.actor
+                s.tenant_id, form.get("person", ""), s.key_actor
             )
         except SignInError as exc:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
@@ -203,7 +203,7 @@ class PersonPages:
         assertion = parse_assertion(form.get("assertion", ""))
         try:
             pid = await self.by_passkey.finish(
-                s.tenant_id, s.actor, form.get("nonce", ""), assertion
+                s.tenant_id, s.key_actor, form.get("nonce", ""), assertion
             )
         except SignInError as exc:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
