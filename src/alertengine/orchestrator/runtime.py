@@ -61,6 +61,7 @@ from alertengine.orchestrator.http import (
     unavailable_handler,
 )
 from alertengine.orchestrator.leases import Leases, lease_ttl_for, replica_id
+from alertengine.orchestrator.metrics import metrics_route
 from alertengine.orchestrator.mode import Mode
 from alertengine.orchestrator.openapi import openapi_document
 from alertengine.orchestrator.phone import PhoneActions
@@ -79,8 +80,10 @@ from alertengine.orchestrator.wiring import (
 from alertengine.passkeys.routes import passkey_routes
 from alertengine.passkeys.service import Passkeys
 from alertengine.people import PersonRegistry
+from alertengine.refusals.budget import Limits
+from alertengine.refusals.gate import RefusalGate, RequestOrigin
 from alertengine.stores import StateStore, StoreUnavailable
-from alertengine.tenants import TenantRegistry, engineer_identity
+from alertengine.tenants import Principal, TenantRegistry, engineer_identity
 
 log = logging.getLogger("alertengine.runtime")
 
@@ -117,6 +120,8 @@ class Runtime:
     new_keys: dict[str, str] = field(default_factory=dict)
     #: The log's checkpoint key (the executor's and the API's), set by build_runtime.
     checkpoint_signer: NoteSigner | None = None
+    #: Anonymous refusals: the first few per key and window ledgered, the rest summarized.
+    refusals: RefusalGate | None = None
     _exec_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @property
@@ -205,6 +210,14 @@ async def build_runtime(
         people=people,
     )
     authorizer.passkeys = Passkeys(orch.engine, store, clock, config.orchestrator.base_url)
+    refusals = RefusalGate(
+        orch.engine.record,
+        clock,
+        Limits(per_window=settings.refusals_per_window, window_s=settings.refusals_window_s),
+    )
+    authorizer.refusals = refusals
+    orch.status_sections["refusals"] = refusals.status
+    orch.replica_hooks.append(refusals.flush)  # every replica writes its own summaries
 
     def webhook_for(tenant_id: str, service: str) -> tuple[str, str]:
         return holder["rt"].webhook_for(tenant_id, service)
@@ -277,6 +290,7 @@ async def build_runtime(
         executor=executor,
         notifier=notifier,
         commits=commits,
+        refusals=refusals,
     )
     holder["rt"] = rt
     rt.oncall = OnCallRegistry(store, engine_record(orch.engine), clock)
@@ -288,6 +302,7 @@ async def build_runtime(
     oncall_api = OrchestratorAPI(orch, registry, settings.admin_key or None, log_signer)
     rt.extra_routes.extend(OnCallAPI(oncall_api, rt.oncall).routes())
     acknowledger = Acknowledger(orch.engine, people, store, tell=notifier.tell_acknowledged)
+    acknowledger.refusals = refusals
     rt.acknowledger = acknowledger
 
     def paused() -> str | None:
@@ -296,6 +311,7 @@ async def build_runtime(
     rt.extra_routes.extend(ack_routes(acknowledger, signer, paused))
     if settings.twilio_auth_token:
         phone = PhoneActions(orch.engine, authorizer, acknowledger, people, store, windows, paused)
+        phone.refusals = refusals
         rt.extra_routes.extend(
             twilio_routes(
                 settings.twilio_auth_token,
@@ -303,7 +319,7 @@ async def build_runtime(
                 on_whatsapp=phone.whatsapp,
                 on_gather=phone.gather,
                 on_status=phone.status,
-                on_refused=phone.refused_request,
+                on_refused=refusals.wrap(phone.refused_request),
             )
         )
     telegram = channels.get("telegram")
@@ -332,7 +348,12 @@ async def build_runtime(
             return (await acknowledger.by_ref(ref, actor, "telegram")).message
 
         rt.extra_routes.extend(
-            telegram_webhook_routes(settings.telegram_webhook_secret, telegram, on_callback)
+            telegram_webhook_routes(
+                settings.telegram_webhook_secret,
+                telegram,
+                on_callback,
+                on_refused=refusals.webhook_refusal("telegram"),
+            )
         )
 
     async def sweep() -> None:
@@ -378,6 +399,18 @@ async def sync_tenants(rt: Runtime) -> None:
             await rt.notifier.people.sync(t.id, t.persons(), actor="config")
         if rt.oncall is not None:  # config differences are ledgered (actor "config")
             await rt.oncall.sync_config(t.id, t.on_call())
+
+
+async def flush_refusals(rt: Runtime) -> None:
+    """Graceful shutdown: every open refusal window's count becomes its summary entry now;
+    if the ledger cannot take them, the log says how many are lost."""
+    if rt.refusals is None:
+        return
+    try:
+        await rt.refusals.flush_all()
+    except LedgerError as exc:
+        lost = rt.refusals.status().get("pending", 0)
+        log.error("%d coalesced refusals could not be ledgered at shutdown: %s", lost, exc)
 
 
 def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
@@ -426,6 +459,7 @@ def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
             if loop_task is not None:
                 await loop_task
             await rt.drain()
+            await flush_refusals(rt)
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -434,6 +468,12 @@ def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
         *(passkey_routes(rt.authorizer.passkeys, rt.authorizer) if rt.authorizer.passkeys else []),
         *rt.extra_routes,
     ]
+    if rt.refusals is not None:
+
+        async def metrics_refused(p: Principal, request: Request) -> None:
+            await api.ledger_refusal(p, "_system", None, request)
+
+        routes.append(metrics_route([rt.refusals.collector()], api.principal, metrics_refused))
     document = openapi_document([r.path for r in routes if isinstance(r, Route)] + [OPENAPI])
 
     async def openapi(_: Request) -> JSONResponse:
@@ -444,7 +484,11 @@ def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         # Bodies are bounded and read whole before any route runs (docs/orchestrator.md).
-        middleware=[Middleware(BodyLimit, limits=BODY_LIMITS, default=DEFAULT_BODY_LIMIT)],
+        middleware=[
+            # Outermost: the refusals a request causes can name its client address.
+            Middleware(RequestOrigin),
+            Middleware(BodyLimit, limits=BODY_LIMITS, default=DEFAULT_BODY_LIMIT),
+        ],
         exception_handlers={
             HTTPException: http_exception_handler,
             StoreUnavailable: unavailable_handler,

@@ -157,6 +157,14 @@ class RefusalGate:
         key = RefusalKey.of(tenant_id, route or current_path() or "-", category)
         await self.refuse(key, lambda: self._record(tenant_id, incident_id, **entry))
 
+    def recorder(self, category: str, *, route: str | None = None) -> Record:
+        """:meth:`record` with ``category`` bound: ``engine.record``'s own signature."""
+
+        async def record(tenant_id: str, incident_id: str | None, /, **entry: Any) -> None:
+            await self.record(category, tenant_id, incident_id, route=route, **entry)
+
+        return record
+
     def wrap(self, on_refused: OnRefused, *, tenant_id: str = SYSTEM_TENANT) -> OnRefused:
         """An ``on_refused(path, why)`` callback whose entries go through the budget, keyed
         by (tenant_id, path, why): ``why`` must be one of the route's own constants."""
