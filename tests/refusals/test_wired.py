@@ -194,6 +194,22 @@ async def test_forged_links_and_bad_secrets_are_accounted_per_route_and_ledger(
             assert (await w.rt.ledger.verify(tenant)).ok
 
 
+async def test_made_up_passkey_enrollment_links_are_coalesced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent = N + 7
+    async with orchestrator(monkeypatch) as (w, _tw):
+        for i in range(sent):
+            r = await w.client.post(
+                "/passkeys/enroll/finish", json={"token": f"made-up-{i}", "credential": {}}
+            )
+            assert r.status_code == 404, r.text
+        await close_windows(w)
+        system = await refused(w, "_system")
+        assert len(system) == N + 1 and summaries(system)[0].data["count"] == sent - N
+        assert summaries(system)[0].data["route"] == "/passkeys/enroll/finish"
+
+
 async def test_refusals_tied_to_a_key_or_a_genuine_link_keep_an_entry_each(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

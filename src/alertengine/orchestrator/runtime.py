@@ -215,7 +215,7 @@ async def build_runtime(
         clock,
         Limits(per_window=settings.refusals_per_window, window_s=settings.refusals_window_s),
     )
-    authorizer.refusals = refusals
+    authorizer.refusals = authorizer.passkeys.refusals = refusals
     orch.status_sections["refusals"] = refusals.status
     orch.replica_hooks.append(refusals.flush)  # every replica writes its own summaries
 
