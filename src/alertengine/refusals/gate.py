@@ -137,7 +137,7 @@ class RefusalGate:
                 await self._write(a.closed)
             if a.ledger:
                 await write()
-        except BaseException:
+        except BaseException:  # cancelled too: better counted twice than not at all
             if a.ledger:  # never written: its window's summary counts it instead
                 self.budget.unledger(a.key, now, src)
             raise
@@ -256,9 +256,7 @@ class RefusalGate:
         if self.budget is None:
             return {"coalescing": False}
         lim = self.budget.limits
-        pending = self.budget.pending()
-        for k, s in self._unwritten.items():
-            pending[k] = pending.get(k, 0) + s.count
+        pending = self.pending()
         keys = [
             {
                 "tenant": k.tenant,
@@ -283,6 +281,14 @@ class RefusalGate:
             "keys": keys,
         }
 
+    def pending(self) -> dict[RefusalKey, int]:
+        """Refusals counted but in no ledger entry yet: open windows, and summaries waiting
+        for the ledger."""
+        out = self.budget.pending() if self.budget is not None else {}
+        for k, s in self._unwritten.items():
+            out[k] = out.get(k, 0) + s.count
+        return out
+
     def collector(self) -> Collector:
         return _RefusalCollector(self)
 
@@ -306,7 +312,8 @@ class _RefusalCollector(Collector):
         )
         summaries = CounterMetricFamily(
             "alertengine_refusal_summaries",
-            "Summary ledger entries, each counting the refusals of one key and window.",
+            "Windows closed with coalesced refusals: one summary entry each (written, or "
+            "waiting for the ledger: see alertengine_refusals_pending).",
             labels=labels,
         )
         pending = GaugeMetricFamily(
@@ -315,7 +322,7 @@ class _RefusalCollector(Collector):
             labels=labels,
         )
         if budget is not None:
-            waiting = budget.pending()
+            waiting = self.gate.pending()
             for k, t in sorted(budget.totals.items()):
                 names = [k.tenant, k.route, k.reason]
                 refused.add_metric([*names, "ledgered"], t.ledgered)
