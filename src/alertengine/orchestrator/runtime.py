@@ -82,6 +82,7 @@ from alertengine.passkeys.service import Passkeys
 from alertengine.people import PersonRegistry
 from alertengine.refusals.budget import Limits
 from alertengine.refusals.gate import RefusalGate, RequestOrigin
+from alertengine.refusals.keeper import CountKeeper
 from alertengine.stores import StateStore, StoreUnavailable
 from alertengine.tenants import Principal, TenantRegistry, engineer_identity
 
@@ -122,6 +123,7 @@ class Runtime:
     checkpoint_signer: NoteSigner | None = None
     #: Anonymous refusals: the first few per key and window ledgered, the rest summarized.
     refusals: RefusalGate | None = None
+    refusal_keeper: CountKeeper | None = None
     _exec_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @property
@@ -217,7 +219,6 @@ async def build_runtime(
     )
     authorizer.refusals = authorizer.passkeys.refusals = refusals
     orch.status_sections["refusals"] = refusals.status
-    orch.replica_hooks.append(refusals.flush)  # every replica writes its own summaries
 
     def webhook_for(tenant_id: str, service: str) -> tuple[str, str]:
         return holder["rt"].webhook_for(tenant_id, service)
@@ -225,6 +226,17 @@ async def build_runtime(
     # Execution leases name this process instance (and ALERTENGINE_REPLICA_ID, if set), so a
     # restart takes over the leases of the process it replaces at once.
     instance = Instance.current(env)
+    # What this process counted survives a SIGKILL in the store; dead processes' copies are
+    # ledgered by the living (alertengine.refusals.keeper).
+    keeper = CountKeeper(refusals, store, instance, clock)
+
+    async def refusal_tick() -> None:
+        try:
+            await refusals.flush()  # every replica writes its own summaries
+        finally:
+            await keeper.tick()
+
+    orch.replica_hooks.append(refusal_tick)
     executor = Executor(orch.engine, store, http, clock, webhook_for, instance=instance)
     # One checkpoint key for the outgoing calls and the API's checkpoints and proofs.
     log_signer = checkpoint_signer(ledger, environ)
@@ -291,6 +303,7 @@ async def build_runtime(
         notifier=notifier,
         commits=commits,
         refusals=refusals,
+        refusal_keeper=keeper,
     )
     holder["rt"] = rt
     rt.oncall = OnCallRegistry(store, engine_record(orch.engine), clock)
@@ -409,8 +422,28 @@ async def flush_refusals(rt: Runtime) -> None:
     try:
         await rt.refusals.flush_all()
     except LedgerError as exc:
-        lost = rt.refusals.status().get("pending", 0)
-        log.error("%d coalesced refusals could not be ledgered at shutdown: %s", lost, exc)
+        left = rt.refusals.status().get("pending", 0)
+        log.error(
+            "%d coalesced refusals could not be ledgered at shutdown (%s); their copy in the "
+            "store is ledgered by the next process",
+            left,
+            exc,
+        )
+    if rt.refusal_keeper is not None:
+        try:
+            await rt.refusal_keeper.save()  # nothing left: the copy goes
+        except StoreUnavailable:
+            log.error("could not update the store's copy of the counted refusals")
+
+
+async def adopt_refusals(rt: Runtime) -> None:
+    """Start-up: ledger what processes that died counted (a SIGKILL mid-attack)."""
+    if rt.refusal_keeper is None:
+        return
+    try:
+        await rt.refusal_keeper.adopt()
+    except (LedgerError, StoreUnavailable) as exc:  # the loop tick tries again
+        log.error("could not ledger the refusals counted by a dead process yet: %s", exc)
 
 
 def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
@@ -438,6 +471,7 @@ def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await sync_tenants(rt)
+        await adopt_refusals(rt)
         for tenant_id in rt.new_keys:
             # Keys never go to logs: the operator mints one on their own terminal.
             log.warning(

@@ -209,6 +209,10 @@ class RefusalBudget:
         """Close every window now (shutdown): the summaries of those that counted."""
         return self.due(float("inf"))
 
+    def open_summaries(self) -> list[Summary]:
+        """What the open windows would summarize if they closed now (nothing is closed)."""
+        return [s for k in sorted(self._windows) if (s := self._windows[k].summary(k))]
+
     def pending(self) -> dict[RefusalKey, int]:
         """Refusals counted in open windows, not yet in any entry."""
         return {k: w.count for k, w in sorted(self._windows.items()) if w.count}

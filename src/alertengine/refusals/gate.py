@@ -215,9 +215,22 @@ class RefusalGate:
                 await self._record_summary(self._unwritten[key])  # raises: it stays, retried
                 del self._unwritten[key]
 
-    async def _record_summary(self, s: Summary) -> None:
-        assert self.budget is not None
-        lim = self.budget.limits
+    def pending_summaries(self) -> list[Summary]:
+        """Every refusal counted but not ledgered yet, as summaries (for the store's copy)."""
+        if self.budget is None:
+            return []
+        cap = self.budget.limits.max_sources
+        out = dict(self._unwritten)
+        for s in self.budget.open_summaries():
+            out[s.key] = out[s.key].merged(s, cap) if s.key in out else s
+        return [out[k] for k in sorted(out)]
+
+    async def write_summary(self, s: Summary, **extra: Any) -> None:
+        """Ledger one summary now (one another process counted): raises if it cannot."""
+        await self._record_summary(s, **extra)
+
+    async def _record_summary(self, s: Summary, **extra: Any) -> None:
+        lim = self.budget.limits if self.budget is not None else Limits()
         data: dict[str, Any] = {
             "coalesced": True,
             "count": s.count,
@@ -231,6 +244,7 @@ class RefusalGate:
         }
         if s.folded:
             data["folded"] = [{"route": r, "reason": why} for r, why in s.folded]
+        data.update(extra)
         await self._record(
             s.key.tenant,
             None,
