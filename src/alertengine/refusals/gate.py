@@ -13,8 +13,8 @@ counted and written as ONE summary entry (``decision="refused (coalesced)"``) wh
 closes: at the key's next refusal, at :meth:`RefusalGate.flush` (the orchestrator's loop
 tick) or at :meth:`RefusalGate.flush_all` (graceful shutdown). A summary that cannot be
 written (ledger down) waits, merged per key, and is retried: never dropped. Each process
-counts its own refusals (replicas do not share windows); a SIGKILL loses the counts of the
-open windows (docs/ledger.md says what remains).
+counts its own refusals (replicas do not share windows); :mod:`.keeper` keeps a copy of the
+counts in the state store so that a SIGKILL loses at most one loop tick of them.
 
 Only refusals that name nobody go through a gate: a refusal tied to a tenant's key, a valid
 signature or a person keeps its own entry (docs/ledger.md lists which are which).
