@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from alertengine.ledger import Entry, LedgerQuery
 from tests.sdk.test_prometheus import promtool
-from tests.support.fakes.telegram import FakeTelegram
+from tests.support.fakes.telegram import FakeTelegram, callback_update
 from tests.support.fakes.twilio import FakeTwilio
 from tests.support.servers import serve
 from tests.support.wired import Wired, telegram_env, wired_app
@@ -192,6 +192,33 @@ async def test_forged_links_and_bad_secrets_are_accounted_per_route_and_ledger(
         assert len(telegram) == N and telegram[0].actor == "anonymous"
         for tenant in ("acme", "_system"):
             assert (await w.rt.ledger.verify(tenant)).ok
+
+
+async def test_made_up_telegram_buttons_from_strangers_are_coalesced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Telegram vouches for the sender, not for the button's data (a modified client can send
+    any ``callback_data``): an unknown approve or acknowledge button from a chat user who is
+    no person names nobody."""
+    sent = N + 5
+    async with orchestrator(monkeypatch) as (w, _tw):
+        secret = {"X-Telegram-Bot-Api-Secret-Token": "tg-secret"}
+        for i in range(sent):
+            for data in (f"ae:made-up-{i}", f"ack:made-up-{i}"):
+                r = await w.client.post(
+                    "/telegram/webhook", json=callback_update(4242, data, i), headers=secret
+                )
+                assert r.status_code == 200, r.text
+        await close_windows(w)
+        system = await refused(w, "_system")
+        assert {s.data["reason"]: s.data["count"] for s in summaries(system)} == {
+            "malformed": sent - N,
+            "unknown acknowledge button": sent - N,
+        }
+        assert len(system) == 2 * (N + 1)
+        assert {e.actor for e in system if not e.data.get("coalesced")} == {
+            "engineer:telegram:4242"
+        }
 
 
 async def test_made_up_passkey_enrollment_links_are_coalesced(
