@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test lint typecheck unit bench bench-overhead bench-ledger bench-authorize clean system-deps bench-simulate bench-detection bench-scale bench-soak bench-restart bench-passkeys bench-phone
+.PHONY: setup demo test lint typecheck unit bench bench-overhead bench-ledger bench-authorize clean system-deps bench-simulate bench-detection bench-scale bench-soak bench-restart bench-passkeys bench-phone bench-refusals
 
 setup: $(STAMP)
 
@@ -55,6 +55,9 @@ bench-passkeys: setup
 
 bench-phone: setup
 	$(BIN)/python bench/phone.py --presses 500 --runs 5
+
+bench-refusals: setup
+	$(BIN)/python bench/refusals.py --requests 10000 --runs 3 --wrk-seconds 10
 
 clean:
 	rm -rf $(VENV) .bench-venv .pytest_cache .mypy_cache .ruff_cache

@@ -29,6 +29,7 @@ from alertengine.engine import Change, IncidentEngine, TransitionRefused
 from alertengine.incidents import IncidentState, Stage
 from alertengine.people import Person, PersonRegistry, parse_person_actor
 from alertengine.policy import should_expire
+from alertengine.refusals.gate import RefusalGate
 from alertengine.stores.base import StateStore
 from alertengine.tenants import (
     SYSTEM_TENANT,
@@ -256,6 +257,8 @@ class Authorizer:
         self._gate = asyncio.Semaphore(max_concurrent)
         #: Checks WebAuthn assertions where the policy says ``require_passkey``.
         self.passkeys: Passkeys | None = None
+        #: Where refusals of tokens nobody signed go (the orchestrator's budget, or all).
+        self.refusals = RefusalGate.passthrough(engine.record)
 
     # -- who approves ------------------------------------------------------------------------
 
@@ -418,7 +421,7 @@ class Authorizer:
         try:
             claims = self.signer.decode(token)
         except TokenError as err:
-            return await self._refuse_token(token, err, via)
+            return await self._refuse_token(token, err, via, keyed=expected_tenant is not None)
         if expected_tenant is not None and expected_tenant != claims.tenant:
             return await self._refuse(
                 claims,
@@ -457,7 +460,9 @@ class Authorizer:
             try:
                 claims = self.signer.decode(data)
             except TokenError as err:
-                return await self._refuse_token(data, err, channel, actor=identity)
+                return await self._refuse_token(
+                    data, err, channel, actor=identity, keyed=bool(actor)
+                )
         else:
             jti = data.removeprefix("ae:")
             doc = await self.store.get(LINKS, jti) if jti and len(jti) <= 64 else None
@@ -467,6 +472,7 @@ class Authorizer:
                     TokenError(Problem.MALFORMED, "unknown approval button"),
                     channel,
                     actor=identity,
+                    keyed=bool(actor),  # a person the channel resolved: their own entry
                 )
             claims = Claims(
                 tenant=str(doc["tenant"]),
@@ -698,10 +704,13 @@ class Authorizer:
     # -- refusals ---------------------------------------------------------------------------
 
     async def _refuse_token(
-        self, token: str, err: TokenError, via: str, actor: str | None = None
+        self, token: str, err: TokenError, via: str, actor: str | None = None, keyed: bool = False
     ) -> ConfirmResult:
         if err.claims is not None:  # verified but unusable (expired)
             return await self._refuse(err.claims, err.problem, err.message, via, actor=actor)
+        # Nobody signed it (and no API key came with it): anyone can send these, so they go
+        # through the refusal budget (the first few per window on their own, then counted).
+        record = self.engine.record if keyed else self.refusals.recorder(str(err.problem))
         raw = err.unverified or peek(token)
         claimed_tenant = _echo(raw.get("tenant"))
         exists = bool(claimed_tenant) and await self.tenants.exists(claimed_tenant)
@@ -711,7 +720,7 @@ class Authorizer:
         if exists and claimed_incident:
             if await self.engine.get(tenant_id, claimed_incident) is not None:
                 incident_id = claimed_incident
-        await self.engine.record(
+        await record(
             tenant_id,
             incident_id,
             kind="refused",

@@ -2,9 +2,10 @@
 
 Telegram sends the secret given to ``setWebhook(secret_token=…)`` in the
 ``X-Telegram-Bot-Api-Secret-Token`` header; anything without it is refused (constant-time
-comparison). A callback press is handed to the injected ``on_callback(user_id, data)`` —
-the orchestrator decides what it means and whether this user may do it — and its answer is
-shown to the user through ``answerCallbackQuery``.
+comparison) and handed to ``on_refused(path, why)`` (ledgered, through the refusal budget:
+anyone can send these). A callback press is handed to the injected
+``on_callback(user_id, data)`` — the orchestrator decides what it means and whether this
+user may do it — and its answer is shown to the user through ``answerCallbackQuery``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from alertengine.notify.telegram import TelegramChannel
 log = logging.getLogger(__name__)
 
 OnCallback = Callable[[str, str], Awaitable[str]]
+OnRefused = Callable[[str, str], Awaitable[None]]
 SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105 (a header name)
 FAILURE_TEXT = "Something went wrong; nothing was run."
 
@@ -51,6 +53,7 @@ def telegram_webhook_routes(
     bot: TelegramChannel,
     on_callback: OnCallback,
     path: str = "/telegram/webhook",
+    on_refused: OnRefused | None = None,
 ) -> list[Route]:
     if not secret_token:
         raise ValueError("a webhook secret token is required")
@@ -59,6 +62,8 @@ def telegram_webhook_routes(
     async def webhook(request: Request) -> JSONResponse:
         given = request.headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(given, expected):
+            if on_refused is not None:
+                await on_refused(path, "missing or invalid secret token")
             return JSONResponse({"error": "invalid secret token"}, status_code=401)
         try:
             # Strict: deep nesting or a lone surrogate is a 400, never a 500.

@@ -24,6 +24,7 @@ from alertengine.incidents import IncidentState, Stage
 from alertengine.ledger import LedgerQuery
 from alertengine.orchestrator.approval_routes import SECURITY_HEADERS, _confirm_body
 from alertengine.people import PersonRegistry, parse_person_actor
+from alertengine.refusals.gate import RefusalGate
 from alertengine.stores.base import StateStore
 from alertengine.tenants import SYSTEM_TENANT
 
@@ -76,6 +77,8 @@ class Acknowledger:
         tell: Tell | None = None,
     ) -> None:
         self.engine, self.people, self.store, self.tell = engine, people, store, tell
+        #: Refusals that name no tenant (a forged link, an unknown button): the budget's.
+        self.refusals = RefusalGate.passthrough(engine.record)
 
     async def refuse(
         self, tenant_id: str, incident_id: str | None, actor: str, why: str, via: str, **data: str
@@ -83,6 +86,20 @@ class Acknowledger:
         await self.engine.record(
             tenant_id,
             incident_id,
+            kind="refused",
+            actor=actor,
+            decision="ack refused",
+            reason=why,
+            data={"via": via, **data},
+        )
+
+    async def refuse_anonymous(self, actor: str, why: str, via: str, **data: str) -> None:
+        """A refusal no tenant can be named for, through the refusal budget (``why`` is a
+        code constant: it is the budget's category)."""
+        await self.refusals.record(
+            why,
+            SYSTEM_TENANT,
+            None,
             kind="refused",
             actor=actor,
             decision="ack refused",
@@ -107,7 +124,10 @@ class Acknowledger:
         """Acknowledge the incident of approval link ``ref`` as ``actor`` (a person)."""
         link = await link_ref(self.store, ref)
         if link is None:
-            await self.refuse(SYSTEM_TENANT, None, actor, "unknown acknowledge button", via)
+            if parse_person_actor(actor):  # a known person's stale button: their own entry
+                await self.refuse(SYSTEM_TENANT, None, actor, "unknown acknowledge button", via)
+            else:
+                await self.refuse_anonymous(actor, "unknown acknowledge button", via)
             return AckResult(False, "This button is not valid.")
         return await self.acknowledge(link.tenant_id, link.incident_id, actor, via)
 
@@ -215,7 +235,10 @@ def ack_routes(
         try:
             claims = signer.decode(token or "")
         except TokenError as err:
-            await ack.refuse(SYSTEM_TENANT, None, "anonymous", f"ack link {err.problem}", "web")
+            if err.claims is None:  # nobody signed it: anyone can send these (the budget's)
+                await ack.refuse_anonymous("anonymous", f"ack link {err.problem}", "web")
+            else:
+                await ack.refuse(SYSTEM_TENANT, None, "anonymous", f"ack link {err.problem}", "web")
             result = AckResult(False, "This link is not valid.")
             status = err.status
         else:

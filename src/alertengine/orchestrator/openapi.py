@@ -426,6 +426,29 @@ def _operations() -> dict[str, dict[str, Schema]]:
                 tags=["admin"],
             )
         },
+        "/metrics": {
+            "get": _op(
+                "The orchestrator's counters for Prometheus (admin): refusals by route and reason",
+                {
+                    "200": {
+                        "description": "Prometheus text exposition 0.0.4, or OpenMetrics when "
+                        "the scrape's `Accept` asks for it.",
+                        "content": {
+                            "text/plain": {"schema": {"type": "string"}},
+                            "application/openmetrics-text": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **_errors(401, 403),
+                },
+                description="`alertengine_refusals_total{tenant,route,reason,outcome}`: "
+                "refusals that named nobody, `ledgered` (an entry each) or `coalesced` "
+                "(counted into one summary entry per key and window); "
+                "`alertengine_refusal_summaries_total`, `alertengine_refusals_pending`. "
+                "This process's own counts.",
+                security=[{"adminKey": []}, {"tenantKey": []}],
+                tags=["admin"],
+            )
+        },
         "/intake/health": {
             "post": _op(
                 "Push one /health/alerts answer for a target",

@@ -21,6 +21,7 @@ from alertengine.notify.twilio import LAST_REF, SessionWindows, bare_number
 from alertengine.notify.twilio_webhook import Reply
 from alertengine.orchestrator.ack import Acknowledger, link_ref
 from alertengine.people import Channel, PersonError, PersonRegistry, channel_marker
+from alertengine.refusals.gate import RefusalGate
 from alertengine.stores.base import StateStore
 from alertengine.tenants import SYSTEM_TENANT
 
@@ -65,6 +66,8 @@ class PhoneActions:
     ) -> None:
         self.engine, self.authorizer, self.ack = engine, authorizer, acknowledger
         self.people, self.store, self.windows, self.paused = people, store, windows, paused
+        #: Refusals that name no tenant (a replay, an unknown button) go through the budget.
+        self.refusals = RefusalGate.passthrough(engine.record)
 
     async def refused_request(self, path: str, why: str) -> None:
         """A request that is not Twilio's (bad signature, wrong shape): ledgered, no tenant."""
@@ -91,7 +94,8 @@ class PhoneActions:
     async def whatsapp(self, params: dict[str, str], _ref: str) -> Reply:
         sid, number = params.get("MessageSid", ""), bare_number(params.get("From", ""))
         if await self._replayed(sid, "msg"):
-            await self.engine.record(
+            await self.refusals.record(
+                "replayed or unnamed message",
                 SYSTEM_TENANT,
                 None,
                 kind="refused",
@@ -110,7 +114,8 @@ class PhoneActions:
             ref = str(doc.get("ref", "")) if doc else ""
         link = await link_ref(self.store, ref)
         if link is None:
-            await self.engine.record(
+            await self.refusals.record(
+                "unknown button",
                 SYSTEM_TENANT,
                 None,
                 kind="refused",
@@ -167,7 +172,7 @@ class PhoneActions:
         link = await link_ref(self.store, ref)
         call = params.get("CallSid", "")
         if link is None:
-            await self.ack.refuse(SYSTEM_TENANT, None, "voice:unknown", "unknown call", "voice")
+            await self.ack.refuse_anonymous("voice:unknown", "unknown call", "voice")
             return Reply("This call is no longer valid. Goodbye.")
         if params.get("Digits", "") != "1":
             return Reply("Nothing was recorded. Check your phone to decide. Goodbye.")
@@ -183,7 +188,7 @@ class PhoneActions:
         link = await link_ref(self.store, ref)
         call, status = params.get("CallSid", ""), params.get("CallStatus", "")[:32]
         if link is None:
-            await self.ack.refuse(SYSTEM_TENANT, None, "voice:unknown", "unknown call", "voice")
+            await self.ack.refuse_anonymous("voice:unknown", "unknown call", "voice")
             return Reply()
         if await self._replayed(f"{call}:{status}", "status"):
             return Reply()

@@ -62,6 +62,7 @@ from alertengine.orchestrator.http import (
     unavailable_handler,
 )
 from alertengine.orchestrator.leases import Leases, lease_ttl_for, replica_id
+from alertengine.orchestrator.metrics import metrics_route
 from alertengine.orchestrator.mode import Mode
 from alertengine.orchestrator.openapi import openapi_document
 from alertengine.orchestrator.phone import PhoneActions
@@ -83,8 +84,11 @@ from alertengine.passkeys.service import Passkeys
 from alertengine.people import PersonRegistry
 from alertengine.people.signin import SignIns
 from alertengine.people.signin_wiring import wire_signin
+from alertengine.refusals.budget import Limits
+from alertengine.refusals.gate import RefusalGate, RequestOrigin
+from alertengine.refusals.keeper import CountKeeper
 from alertengine.stores import StateStore, StoreUnavailable
-from alertengine.tenants import TenantRegistry, engineer_identity
+from alertengine.tenants import Principal, TenantRegistry, engineer_identity
 
 log = logging.getLogger("alertengine.runtime")
 
@@ -125,6 +129,9 @@ class Runtime:
     new_keys: dict[str, str] = field(default_factory=dict)
     #: The log's checkpoint key (the executor's and the API's), set by build_runtime.
     checkpoint_signer: NoteSigner | None = None
+    #: Anonymous refusals: the first few per key and window ledgered, the rest summarized.
+    refusals: RefusalGate | None = None
+    refusal_keeper: CountKeeper | None = None
     _exec_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @property
@@ -215,6 +222,13 @@ async def build_runtime(
         people=people,
     )
     authorizer.passkeys = Passkeys(orch.engine, store, clock, config.orchestrator.base_url)
+    refusals = RefusalGate(
+        orch.engine.record,
+        clock,
+        Limits(per_window=settings.refusals_per_window, window_s=settings.refusals_window_s),
+    )
+    authorizer.refusals = authorizer.passkeys.refusals = refusals
+    orch.status_sections["refusals"] = refusals.status
 
     def webhook_for(tenant_id: str, service: str) -> tuple[str, str]:
         return holder["rt"].webhook_for(tenant_id, service)
@@ -222,6 +236,17 @@ async def build_runtime(
     # Execution leases name this process instance (and ALERTENGINE_REPLICA_ID, if set), so a
     # restart takes over the leases of the process it replaces at once.
     instance = Instance.current(env)
+    # What this process counted survives a SIGKILL in the store; dead processes' copies are
+    # ledgered by the living (alertengine.refusals.keeper).
+    keeper = CountKeeper(refusals, store, instance, clock)
+
+    async def refusal_tick() -> None:
+        try:
+            await refusals.flush()  # every replica writes its own summaries
+        finally:
+            await keeper.tick()
+
+    orch.replica_hooks.append(refusal_tick)
     executor = Executor(orch.engine, store, http, clock, webhook_for, instance=instance)
     # One checkpoint key for the outgoing calls and the API's checkpoints and proofs.
     log_signer = checkpoint_signer(ledger, environ)
@@ -287,6 +312,8 @@ async def build_runtime(
         executor=executor,
         notifier=notifier,
         commits=commits,
+        refusals=refusals,
+        refusal_keeper=keeper,
     )
     holder["rt"] = rt
     rt.oncall = OnCallRegistry(store, engine_record(orch.engine), clock)
@@ -298,6 +325,7 @@ async def build_runtime(
     oncall_api = OrchestratorAPI(orch, registry, settings.admin_key or None, log_signer)
     rt.extra_routes.extend(OnCallAPI(oncall_api, rt.oncall).routes())
     acknowledger = Acknowledger(orch.engine, people, store, tell=notifier.tell_acknowledged)
+    acknowledger.refusals = refusals
     rt.acknowledger = acknowledger
 
     def paused() -> str | None:
@@ -310,6 +338,7 @@ async def build_runtime(
     if settings.twilio_auth_token:
         phone = PhoneActions(orch.engine, authorizer, acknowledger, people, store, windows, paused)
         phone.unanswered = notifier.call_unanswered
+        phone.refusals = refusals
         rt.extra_routes.extend(
             twilio_routes(
                 settings.twilio_auth_token,
@@ -317,7 +346,7 @@ async def build_runtime(
                 on_whatsapp=phone.whatsapp,
                 on_gather=phone.gather,
                 on_status=phone.status,
-                on_refused=phone.refused_request,
+                on_refused=refusals.wrap(phone.refused_request),
             )
         )
     if settings.slack_signing_secret:
@@ -356,7 +385,12 @@ async def build_runtime(
             return (await acknowledger.by_ref(ref, actor, "telegram")).message
 
         rt.extra_routes.extend(
-            telegram_webhook_routes(settings.telegram_webhook_secret, telegram, on_callback)
+            telegram_webhook_routes(
+                settings.telegram_webhook_secret,
+                telegram,
+                on_callback,
+                on_refused=refusals.webhook_refusal("telegram"),
+            )
         )
 
     async def sweep() -> None:
@@ -404,6 +438,38 @@ async def sync_tenants(rt: Runtime) -> None:
             await rt.oncall.sync_config(t.id, t.on_call())
 
 
+async def flush_refusals(rt: Runtime) -> None:
+    """Graceful shutdown: every open refusal window's count becomes its summary entry now;
+    if the ledger cannot take them, the log says how many are lost."""
+    if rt.refusals is None:
+        return
+    try:
+        await rt.refusals.flush_all()
+    except LedgerError as exc:
+        left = rt.refusals.status().get("pending", 0)
+        log.error(
+            "%d coalesced refusals could not be ledgered at shutdown (%s); their copy in the "
+            "store is ledgered by the next process",
+            left,
+            exc,
+        )
+    if rt.refusal_keeper is not None:
+        try:
+            await rt.refusal_keeper.save()  # nothing left: the copy goes
+        except StoreUnavailable:
+            log.error("could not update the store's copy of the counted refusals")
+
+
+async def adopt_refusals(rt: Runtime) -> None:
+    """Start-up: ledger what processes that died counted (a SIGKILL mid-attack)."""
+    if rt.refusal_keeper is None:
+        return
+    try:
+        await rt.refusal_keeper.adopt()
+    except (LedgerError, StoreUnavailable) as exc:  # the loop tick tries again
+        log.error("could not ledger the refusals counted by a dead process yet: %s", exc)
+
+
 def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
     api = OrchestratorAPI(rt.orch, rt.registry, rt.settings.admin_key or None, rt.checkpoint_signer)
 
@@ -429,6 +495,7 @@ def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await sync_tenants(rt)
+        await adopt_refusals(rt)
         for tenant_id in rt.new_keys:
             # Keys never go to logs: the operator mints one on their own terminal.
             log.warning(
@@ -450,6 +517,7 @@ def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
             if loop_task is not None:
                 await loop_task
             await rt.drain()
+            await flush_refusals(rt)
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -458,6 +526,12 @@ def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
         *(passkey_routes(rt.authorizer.passkeys, rt.authorizer) if rt.authorizer.passkeys else []),
         *rt.extra_routes,
     ]
+    if rt.refusals is not None:
+
+        async def metrics_refused(p: Principal, request: Request) -> None:
+            await api.ledger_refusal(p, "_system", None, request)
+
+        routes.append(metrics_route([rt.refusals.collector()], api.principal, metrics_refused))
     document = openapi_document([r.path for r in routes if isinstance(r, Route)] + [OPENAPI])
 
     async def openapi(_: Request) -> JSONResponse:
@@ -468,7 +542,11 @@ def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         # Bodies are bounded and read whole before any route runs (docs/orchestrator.md).
-        middleware=[Middleware(BodyLimit, limits=BODY_LIMITS, default=DEFAULT_BODY_LIMIT)],
+        middleware=[
+            # Outermost: the refusals a request causes can name its client address.
+            Middleware(RequestOrigin),
+            Middleware(BodyLimit, limits=BODY_LIMITS, default=DEFAULT_BODY_LIMIT),
+        ],
         exception_handlers={
             HTTPException: http_exception_handler,
             StoreUnavailable: unavailable_handler,

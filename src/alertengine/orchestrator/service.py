@@ -104,6 +104,9 @@ class Orchestrator:
         self.validated_hooks: list[Callable[[IncidentState], Awaitable[None]]] = []
         #: Called once per loop tick after polling (expiry, escalation, execution sweep).
         self.tick_hooks: list[Callable[[], Awaitable[None]]] = []
+        #: Called once per loop tick on every replica, sweep lease or not (this process's own
+        #: housekeeping, e.g. writing the summaries of its refusal windows).
+        self.replica_hooks: list[Callable[[], Awaitable[None]]] = []
         #: Extra sections of status(), by key (e.g. the notifier's unreachable approvers).
         self.status_sections: dict[str, Callable[[], Any]] = {}
         self._pending_system: list[dict[str, Any]] = []
@@ -293,7 +296,7 @@ class Orchestrator:
                 key = f"{t.tenant}/{t.service}"
                 self.stats.errors[key] = self.stats.errors.get(key, 0) + 1
                 log.error("poll of %s failed: %r", key, r)
-        for hook in self.tick_hooks if sweep else ():
+        for hook in [*(self.tick_hooks if sweep else ()), *self.replica_hooks]:
             try:
                 await hook()
             except LedgerError as exc:

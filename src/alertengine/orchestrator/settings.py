@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     github_token: str = Field("", alias="GITHUB_TOKEN")
     notify_webhook_secret: str = Field("", alias="NOTIFY_WEBHOOK_SECRET")
     claude_model: str = Field("", alias="ALERTENGINE_CLAUDE_MODEL")
+    #: Anonymous refusals ledgered one by one per route, reason and window; the rest are
+    #: counted into one summary entry per window (docs/ledger.md, "Refusals under attack").
+    refusals_per_window: int = Field(10, alias="ALERTENGINE_REFUSALS_PER_WINDOW", ge=0)
+    refusals_window_s: float = Field(60.0, alias="ALERTENGINE_REFUSALS_WINDOW_S", gt=0)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -41,6 +41,7 @@ from alertengine.clock import Clock
 from alertengine.engine import IncidentEngine
 from alertengine.passkeys.binding import approval_challenge, person_actor, person_of
 from alertengine.passkeys.credentials import Credential, CredentialStore
+from alertengine.refusals.gate import RefusalGate
 from alertengine.stores.base import StateStore
 from alertengine.tenants import SYSTEM_TENANT
 
@@ -134,6 +135,8 @@ class Passkeys:
         self.base_url = base_url.rstrip("/")
         self.rp_name = rp_name
         self.enroll_ttl_s = enroll_ttl_s
+        #: Refusals of enrollment links we never issued: anyone can send those (the budget's).
+        self.refusals = RefusalGate.passthrough(engine.record)
 
     @property
     def rp_id(self) -> str:
@@ -284,7 +287,8 @@ class Passkeys:
     ) -> None:
         tenant = str(doc["tenant"]) if doc else SYSTEM_TENANT
         person = str(doc["person"]) if doc else ""
-        await self.engine.record(
+        record = self.engine.record if doc else self.refusals.recorder(err.problem)
+        await record(
             tenant,
             None,
             kind="refused",
