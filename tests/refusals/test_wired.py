@@ -30,7 +30,9 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 @asynccontextmanager
-async def orchestrator(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Wired, FakeTwilio]]:
+async def orchestrator(
+    monkeypatch: pytest.MonkeyPatch, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[Wired, FakeTwilio]]:
     monkeypatch.setenv("ACME_RECOVERY", "r" * 40)
     tw, tg = FakeTwilio(), FakeTelegram()
     with serve(tw.app) as tw_url, serve(tg.app) as tg_url:
@@ -66,6 +68,7 @@ async def orchestrator(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[W
             "TWILIO_AUTH_TOKEN": tw.auth_token,
             "TWILIO_WHATSAPP_FROM": "+15550000000",
             "TWILIO_API_BASE": tw_url,
+            **(extra_env or {}),
         }
         async with wired_app(config, env, base_url=BASE) as w:
             yield w, tw
@@ -311,3 +314,32 @@ async def test_status_and_metrics_show_the_attack_to_the_admin_only(
         assert samples[("alertengine_refusals_total", "coalesced")] == 9
         assert samples[("alertengine_refusal_summaries_total", "")] == 1
         assert samples[("alertengine_refusals_pending", "")] == 0
+
+
+async def test_forged_person_tokens_and_slack_signatures_are_counted_not_ledgered_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Guessing a person token (``POST /incidents/{id}/ack``) or a Slack signature floods
+    nothing: N entries and one summary per reason, and the counts add up."""
+    sent = 23
+    slack = {"SLACK_SIGNING_SECRET": "s" * 40, "SLACK_WEBHOOK_URL": "http://127.0.0.1:9/slack"}
+    async with orchestrator(monkeypatch, slack) as (w, _tw):
+        for i in range(sent):
+            r = await w.client.post(
+                "/incidents/inc-1/ack", headers={"Authorization": f"Bearer aep_{'x' * 40}{i}"}
+            )
+            assert r.status_code == 401, r.text
+            r = await w.client.post(
+                "/slack/interactions",
+                content=f"payload=%7B%22n%22%3A{i}%7D",
+                headers={**FORM, "X-Slack-Signature": "v0=00", "X-Slack-Request-Timestamp": "1"},
+            )
+            assert r.status_code == 401, r.text
+        await close_windows(w)
+        entries = await refused(w, "_system")
+        token = [e for e in entries if "person token" in e.reason or "/incidents/" in e.reason]
+        slack_entries = [e for e in entries if "slack" in e.reason]
+        for group in (token, slack_entries):
+            (summary,) = summaries(group)
+            assert len(group) == N + 1
+            assert summary.data["count"] == sent - N

@@ -216,6 +216,11 @@ class SignIns:
         self.store, self.clock, self.people = store, clock, people
         self.record, self.send = record, send
         self.request_ttl_s, self.token_ttl_s = request_ttl_s, token_ttl_s
+        #: ``anonymous(why, write)``: where anonymous refusals go (the refusal budget in a
+        #: running server; ``why`` is one of this module's constant reasons).
+        self.anonymous: Callable[[str, Callable[[], Awaitable[None]]], Awaitable[None]] | None = (
+            None
+        )
 
     async def _ledger(
         self, tenant_id: str, actor: str, decision: str, reason: str, **data: Any
@@ -225,8 +230,18 @@ class SignIns:
     async def refuse(
         self, tenant_id: str, actor: str, why: str, status: int, **data: Any
     ) -> SignInError:
-        """Ledger a refusal (kind ``refused``) and return the error to raise."""
-        await self.record(tenant_id, "refused", actor, "signin refused", why, data)
+        """Ledger a refusal (kind ``refused``) and return the error to raise. An anonymous
+        one (a made-up link, device code or token: nothing of ours behind it) goes through
+        :attr:`anonymous` when set, the refusal budget, so guessing cannot grow the ledger
+        without bound (every refusal is still counted in it)."""
+
+        async def write() -> None:
+            await self.record(tenant_id, "refused", actor, "signin refused", why, data)
+
+        if actor == "anonymous" and self.anonymous is not None:
+            await self.anonymous(why, write)
+        else:
+            await write()
         return SignInError(status, why)
 
     # -- 1. the requester asks ----------------------------------------------------------------

@@ -5,7 +5,7 @@ engine (kind ``signin``), and the routes are mounted by the runtime."""
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from alertengine.notify.delivery import DeliveryEvent, Dispatcher, Recipient
@@ -13,6 +13,9 @@ from alertengine.notify.render import Button, RenderedMessage
 from alertengine.people.model import Person
 from alertengine.people.signin import Record, Send, SignIns
 from alertengine.people.signin_routes import SignInRoutes
+from alertengine.refusals.budget import RefusalKey
+from alertengine.refusals.gate import current_path
+from alertengine.tenants import SYSTEM_TENANT
 
 if TYPE_CHECKING:
     from alertengine.engine import IncidentEngine
@@ -105,6 +108,13 @@ def wire_signin(rt: Runtime, api: OrchestratorAPI) -> SignInRoutes | None:
         return None
     record = engine_signin_record(rt.engine)
     rt.signins = SignIns(rt.store, rt.clock, people, record, link_sender(rt.notifier, record))
+    gate = rt.refusals
+    if gate is not None:
+
+        async def anonymous(why: str, write: Callable[[], Awaitable[None]]) -> None:
+            await gate.refuse(RefusalKey.of(SYSTEM_TENANT, current_path() or "-", why), write)
+
+        rt.signins.anonymous = anonymous
 
     def paused() -> str | None:
         return "EMERGENCY" if rt.orch.mode.value == "EMERGENCY" else None
