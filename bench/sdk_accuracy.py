@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from alertengine.sdk import SDKConfig
-from alertengine.sdk.engine import AlertEngine
+from alertengine.sdk.handle import AlertEngine
 from alertengine.sdk.sketch import LatencySketch
 from alertengine.sdk.window import RollingWindow, merge_total
 

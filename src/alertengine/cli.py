@@ -27,23 +27,24 @@ def _register() -> None:
     for module, name in (
         ("alertengine.ledger.cli", "ledger"),
         ("alertengine.orchestrator.cli", None),
-        ("alertengine.tenants_cli", "tenant"),
+        ("alertengine.tenants.cli", "tenant"),
         ("alertengine.people.cli", "person"),
         ("alertengine.execute.cli", "dlq"),
         ("alertengine.oncall.cli", "oncall"),
-        ("alertengine.oncall.silence_cli", "silence"),
+        ("alertengine.oncall.cli:silence_app", "silence"),
         ("alertengine.simulate.cli", None),
         ("alertengine.passkeys.cli", "person"),
         ("alertengine.people.signin_cli", "person"),
         ("alertengine.demo", None),
     ):
+        module, _, attr = module.partition(":")
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
             if exc.name == module:
                 continue
             raise
-        sub = mod.app
+        sub = getattr(mod, attr or "app")
         shared = next((g.typer_instance for g in app.registered_groups if g.name == name), None)
         if name and shared is not None:
             # Several areas add verbs to one group (``person``: the registry and passkeys).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from alertengine.ledger import LedgerUnavailable
-from alertengine.sdk.report import unavailable_report
+from alertengine.sdk.health_alerts import unavailable_report
 from tests.dashboard.helpers import ADMIN_KEY
 
 

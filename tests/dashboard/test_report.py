@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from alertengine.engine import Change
 from alertengine.incidents import Stage
-from alertengine.report import build_report, parse_when, render_html, report_command
+from alertengine.ledger.audit_report import build_report, parse_when, render_html, report_command
 from tests.dashboard.helpers import authorized_incident, make_runtime
 
 T0 = 1_700_000_000.0
@@ -57,11 +57,11 @@ async def test_report_lists_approver_policy_refusals_and_verifies(rt):
 async def test_report_says_who_authorized_which_action_when_under_which_policy():
     """ "X authorized Y at Z under W" can be read off the report, Y included."""
     from alertengine.clock import VirtualClock
+    from alertengine.ledger.audit_report import _utc
     from alertengine.ledger.memory import MemoryLedgerStore
     from alertengine.orchestrator.config import parse_config
     from alertengine.orchestrator.runtime import build_runtime, sync_tenants
     from alertengine.orchestrator.settings import Settings
-    from alertengine.report import _utc
     from alertengine.stores import MemoryStateStore
     from tests.dashboard.helpers import CONFIG
 

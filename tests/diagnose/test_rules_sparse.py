@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from alertengine.diagnose.base import CATEGORIES, DiagnosisContext
 from alertengine.diagnose.rules import RulesDiagnoser
 from alertengine.orchestrator.poller import snapshot_from_health
-from alertengine.sdk.report import unavailable_report
+from alertengine.sdk.health_alerts import unavailable_report
 
 KEYS = [
     "p95_ms", "overall_p95_ms", "baseline_p95_ms", "error_rate", "client_error_rate",

@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 
 from alertengine.ledger import LedgerQuery
+from alertengine.ledger.audit_report import build_report, render_html
 from alertengine.orchestrator.runtime import create_app
-from alertengine.report import build_report, render_html
 from tests.oncall.dashboard_runtime import make_runtime
 
 DEGRADED = {

@@ -22,7 +22,7 @@ from alertengine.orchestrator.mode import RECOVER_AFTER_S, Components, Mode
 from alertengine.orchestrator.poller import snapshot_from_health
 from alertengine.orchestrator.service import SYSTEM_TENANT, Orchestrator
 from alertengine.policy import HealthSnapshot, Policy, blindness, degradation
-from alertengine.sdk.report import unavailable_report
+from alertengine.sdk.health_alerts import unavailable_report
 from alertengine.stores import MemoryStateStore
 
 CFG = parse_config({"tenants": [{"id": "t"}], "targets": [{"tenant": "t", "service": "api"}]})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alertengine.sdk.report import find_gaps
+from alertengine.sdk.health_alerts import find_gaps
 from alertengine.sdk.window import Bucket, RollingWindow
 
 

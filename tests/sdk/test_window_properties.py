@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alertengine.sdk.health_alerts import build_report
 from alertengine.sdk.publisher import CircuitBreaker
-from alertengine.sdk.report import build_report
 from alertengine.sdk.scoring import Thresholds
 from alertengine.sdk.window import RollingWindow
 

@@ -764,7 +764,7 @@ def rotate_key_cmd(
 
 def _attach_report() -> None:
     # The auditor's report lives with the other audit renderings; it is a ledger command.
-    from alertengine.report import report_command
+    from alertengine.ledger.audit_report import report_command
 
     app.command("report")(report_command)
     from alertengine.ledger.reconcile_cli import reconcile_command

@@ -8,7 +8,7 @@ The pure scoring functions used by the dashboards live in :mod:`alertengine.sdk.
 """
 
 from alertengine.sdk.config import SDKConfig
-from alertengine.sdk.engine import AlertEngine, instrument
+from alertengine.sdk.handle import AlertEngine, instrument
 from alertengine.sdk.middleware import AlertEngineMiddleware
 from alertengine.sdk.scoring import Baseline, HealthScore, Thresholds, score_health
 from alertengine.sdk.stores import MemoryStore, MetricsStore, RedisStore, StoreUnavailable

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 from alertengine.sdk.middleware import Receive, Scope, Send
 
 if TYPE_CHECKING:
-    from alertengine.sdk.engine import AlertEngine
+    from alertengine.sdk.handle import AlertEngine
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from alertengine.sdk.window import UNMATCHED
 
 if TYPE_CHECKING:
-    from alertengine.sdk.engine import AlertEngine
+    from alertengine.sdk.handle import AlertEngine
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -11,7 +11,7 @@ import typer
 
 from alertengine.cli_common import stdout_console
 from alertengine.simulate.chart import chart_svg
-from alertengine.simulate.report import diff_rows, diff_table, print_run
+from alertengine.simulate.console import diff_rows, diff_table, print_run
 from alertengine.simulate.run import Outcome, run_scenario
 from alertengine.simulate.scenario import ScenarioError, load_policy_file, load_scenario
 

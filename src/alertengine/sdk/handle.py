@@ -21,13 +21,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from alertengine.sdk.config import SDKConfig
 from alertengine.sdk.endpoints import Handler, build_endpoints
+from alertengine.sdk.health_alerts import Coverage, build_report, find_gaps, unavailable_report
 from alertengine.sdk.history import MinuteHistory
 from alertengine.sdk.learner import BaselineLearner
 from alertengine.sdk.middleware import AlertEngineMiddleware, ASGIApp
 from alertengine.sdk.multiproc import DirectoryStore
 from alertengine.sdk.prometheus import Snapshot, exposition
 from alertengine.sdk.publisher import CircuitBreaker, Publisher, decode_bucket
-from alertengine.sdk.report import Coverage, build_report, find_gaps, unavailable_report
 from alertengine.sdk.stores import MetricsStore, RedisStore
 from alertengine.sdk.window import Bucket, RollingWindow
 
