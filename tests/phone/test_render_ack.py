@@ -1,5 +1,6 @@
 """The acknowledge affordance per channel: a callback button in Telegram, a link button in
-Slack (incoming webhooks take no callbacks), a line with the link in plain text."""
+Slack without a signing secret (no Request URL to call back; with one, tests/slack covers the
+buttons that act in Slack), a line with the link in plain text."""
 
 from __future__ import annotations
 
