@@ -1,7 +1,10 @@
 """``POST /commits/webhook?tenant=T&service=S``: GitHub push intake.
 
 Order matters: the signature is checked over the raw body before anything is parsed or
-stored, so an unsigned or forged request can never change the commit log.
+stored, so an unsigned or forged request can never change the commit log. Such a request
+is answered 401 and handed to ``on_refused(path, why)`` (the orchestrator ledgers it in
+``_system`` through the refusal budget); ``why`` is one of two constants, never the tenant
+or service the request claims.
 """
 
 from __future__ import annotations
@@ -18,6 +21,12 @@ from alertengine.commits import CommitLog, PushPayloadError, parse_push, verify_
 
 #: (tenant_id, service) -> that service's webhook secret, or None when unknown.
 SecretLookup = Callable[[str, str], Awaitable[bytes | None]]
+
+#: A refusal callback: (request path, why).
+OnRefused = Callable[[str, str], Awaitable[None]]
+#: The reasons handed to ``on_refused`` (bounded: the refusal budget keys on them).
+NO_SIGNATURE = "missing X-Hub-Signature-256"
+BAD_SIGNATURE = "invalid X-Hub-Signature-256 or unknown tenant/service"
 
 #: GitHub caps webhook payloads at 25 MB.
 MAX_BODY_BYTES = 25 * 1024 * 1024
@@ -36,7 +45,11 @@ def _decode_payload(request: Request, body: bytes) -> object:
 
 
 def commits_routes(
-    log: CommitLog, secret_for: SecretLookup, path: str = "/commits/webhook"
+    log: CommitLog,
+    secret_for: SecretLookup,
+    path: str = "/commits/webhook",
+    *,
+    on_refused: OnRefused | None = None,
 ) -> list[Route]:
     """Routes for the GitHub push webhook; mount them in the orchestrator's app."""
 
@@ -54,10 +67,11 @@ def commits_routes(
         if len(body) > MAX_BODY_BYTES:
             return JSONResponse({"error": "payload too large"}, status_code=413)
         secret = await secret_for(tenant, service)
+        signature = request.headers.get("x-hub-signature-256")
         # Unknown tenant and bad signature answer alike: nothing to learn by probing.
-        if secret is None or not verify_github_signature(
-            secret, body, request.headers.get("x-hub-signature-256")
-        ):
+        if secret is None or not verify_github_signature(secret, body, signature):
+            if on_refused is not None:
+                await on_refused(path, BAD_SIGNATURE if signature else NO_SIGNATURE)
             return JSONResponse({"error": "invalid or missing signature"}, status_code=401)
         event = request.headers.get("x-github-event", "")
         if event != "push":

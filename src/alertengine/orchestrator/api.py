@@ -21,7 +21,9 @@ from alertengine.ledger import LedgerError, LedgerQuery
 from alertengine.ledger.checkpoint import NoteSigner
 from alertengine.ledger.tlog import TransparencyLog
 from alertengine.orchestrator.http import bool_param, float_param, int_param, json_body
+from alertengine.orchestrator.key_refusals import unauthenticated
 from alertengine.orchestrator.service import Orchestrator
+from alertengine.refusals.gate import RefusalGate
 from alertengine.tenants import (
     Principal,
     TenantRegistry,
@@ -68,11 +70,15 @@ class OrchestratorAPI:
         registry: TenantRegistry,
         admin_key: str | None,
         checkpoint_signer: NoteSigner | None = None,
+        refusals: RefusalGate | None = None,
     ) -> None:
         self.orch = orch
         self.registry = registry
         self.admin_key = admin_key
         self._signer = checkpoint_signer
+        #: A missing or wrong key is ledgered (``_system``) through the runtime's budget;
+        #: built alone, every such refusal gets its own entry.
+        self.refusals = refusals or RefusalGate.passthrough(orch.engine.record)
 
     @property
     def tlog(self) -> TransparencyLog:
@@ -101,12 +107,16 @@ class OrchestratorAPI:
                 raise HTTPException(400, "the admin key must name a tenant with ?tenant=")
             return t
         if p.tenant_id is None:
-            raise HTTPException(401, "a valid API key is required", {"WWW-Authenticate": "Bearer"})
+            raise await self.unauthenticated(request)
         asked = request.query_params.get("tenant")
         if asked and asked != p.tenant_id:
             await self.ledger_refusal(p, asked, None, request)
             raise HTTPException(403, f"this key may not access tenant {asked!r}")
         return p.tenant_id
+
+    async def unauthenticated(self, request: Request) -> HTTPException:
+        """Ledger a missing or wrong key (``_system``, through the budget); the 401."""
+        return await unauthenticated(self.refusals, request)
 
     async def ledger_refusal(
         self, p: Principal, owner: str, incident_id: str | None, request: Request
@@ -235,7 +245,7 @@ class OrchestratorAPI:
     async def status(self, request: Request) -> JSONResponse:
         p = await self.principal(request)
         if not p.authenticated:
-            raise HTTPException(401, "a valid API key is required", {"WWW-Authenticate": "Bearer"})
+            raise await self.unauthenticated(request)
         if not p.admin:
             # Status spans every tenant (targets, leases, replicas): the operator's view only.
             await self.ledger_refusal(p, "_system", None, request)

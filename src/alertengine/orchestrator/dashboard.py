@@ -40,6 +40,7 @@ from alertengine.incidents import IncidentState, Stage
 from alertengine.ledger import LedgerQuery
 from alertengine.oncall.dashboard import oncall_pages
 from alertengine.orchestrator.charts import Marker, Point, health_chart
+from alertengine.orchestrator.key_refusals import key_problem, ledger_key_refusal
 from alertengine.people.dashboard import people_pages
 from alertengine.people.signin_dashboard import PersonPages, ack_context, person_pages
 from alertengine.policy import (
@@ -49,6 +50,7 @@ from alertengine.policy import (
     is_healthy,
     should_validate,
 )
+from alertengine.refusals.gate import RefusalGate
 from alertengine.sdk.scoring import score_health
 from alertengine.tenants import KEY_PREFIX, Principal, access_refusal
 
@@ -64,6 +66,8 @@ SESSION_COOKIE = "ae_dashboard"
 SESSION_TTL_S = 8 * 3600
 MAX_FORM_BYTES = 8_192
 RECENT_LIMIT = 50
+#: The sign-in page's answer to a key that names nobody (ledgered, see :meth:`Dashboard.signin`).
+KEY_NOT_ACCEPTED = "That key was not accepted."
 TIMELINE_LIMIT = 2_000
 
 #: Query parameters that look like credentials; their presence alone is refused.
@@ -405,6 +409,11 @@ class Dashboard:
             return RedirectResponse(f"{BASE}/", status_code=303, headers=SECURITY_HEADERS)
         return self.page(request, "signin.html", error="")
 
+    @property
+    def refusals(self) -> RefusalGate:
+        gate = self.rt.refusals
+        return gate if gate is not None else RefusalGate.passthrough(self.rt.orch.engine.record)
+
     async def signin(self, request: Request) -> Response:
         _refuse_key_in_query(request)
         if not _same_origin(request):
@@ -420,7 +429,7 @@ class Dashboard:
         now = self.rt.clock.now()
         admin_key = self.rt.settings.admin_key
         session: Session | None = None
-        error = "That key was not accepted."
+        error = KEY_NOT_ACCEPTED
         if admin_key and key and hmac.compare_digest(key.encode(), admin_key.encode()):
             if wanted and await self.rt.registry.exists(wanted):
                 session = Session(wanted, True, now + SESSION_TTL_S)
@@ -434,6 +443,8 @@ class Dashboard:
                     tenant.tenant_id, False, now + SESSION_TTL_S, tenant.key_rotated_at
                 )
         if session is None:
+            if error == KEY_NOT_ACCEPTED:  # not the admin naming a wrong tenant: nobody
+                await ledger_key_refusal(self.refusals, request, key_problem(request, key))
             return self.page(request, "signin.html", 401, error=error)
         resp = RedirectResponse(f"{BASE}/", status_code=303, headers=SECURITY_HEADERS)
         resp.set_cookie(

@@ -5,7 +5,8 @@ reason and outcome), so an operator sees an attack on the webhooks while it happ
 ``prometheus_client`` (text 0.0.4 or OpenMetrics from the scrape's ``Accept``). The labels
 name tenants and routes, so like ``/__alertengine/status`` it needs the admin key
 (Prometheus: ``authorization: {credentials: …}`` in the scrape config); a tenant's key is
-refused (403) and ledgered as status does. Counts are this process's own.
+refused (403) and ledgered as status does; a missing or wrong key is 401, ledgered in
+``_system`` through the refusal budget. Counts are this process's own.
 """
 
 from __future__ import annotations
@@ -36,13 +37,15 @@ def metrics_route(
     collectors: Sequence[Collector],
     principal: Callable[[Request], Awaitable[Principal]],
     refused: Callable[[Principal, Request], Awaitable[None]],
+    unauthenticated: Callable[[Request], Awaitable[HTTPException]],
 ) -> Route:
-    """``principal(request)`` says who asks; ``refused`` ledgers a tenant key's attempt."""
+    """``principal(request)`` says who asks; ``refused`` ledgers a tenant key's attempt,
+    ``unauthenticated`` a missing or wrong key's (and gives the 401)."""
 
     async def metrics(request: Request) -> Response:
         p = await principal(request)
         if not p.authenticated:
-            raise HTTPException(401, "a valid API key is required", {"WWW-Authenticate": "Bearer"})
+            raise await unauthenticated(request)
         if not p.admin:
             await refused(p, request)
             raise HTTPException(403, "the metrics endpoint needs the admin key")

@@ -332,10 +332,14 @@ async def build_runtime(
     rt.oncall = OnCallRegistry(store, engine_record(orch.engine), clock)
     hooks = OnCallHooks(rt.oncall, orch.engine, clock)
     notifier.oncall, orch.pipeline.held = hooks, hooks.held
-    rt.extra_routes.extend(commits_routes(commits, _github_secret_for(config)))
+    rt.extra_routes.extend(
+        commits_routes(
+            commits, _github_secret_for(config), on_refused=refusals.webhook_refusal("github")
+        )
+    )
     rt.extra_routes.extend(dashboard_routes(rt))
     rt.checkpoint_signer = log_signer
-    oncall_api = OrchestratorAPI(orch, registry, settings.admin_key or None, log_signer)
+    oncall_api = OrchestratorAPI(orch, registry, settings.admin_key or None, log_signer, refusals)
     rt.extra_routes.extend(OnCallAPI(oncall_api, rt.oncall).routes())
     acknowledger = Acknowledger(orch.engine, people, store, tell=notifier.tell_acknowledged)
     acknowledger.refusals = refusals
@@ -484,7 +488,9 @@ async def adopt_refusals(rt: Runtime) -> None:
 
 
 def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
-    api = OrchestratorAPI(rt.orch, rt.registry, rt.settings.admin_key or None, rt.checkpoint_signer)
+    api = OrchestratorAPI(
+        rt.orch, rt.registry, rt.settings.admin_key or None, rt.checkpoint_signer, rt.refusals
+    )
 
     async def healthz(_: Request) -> JSONResponse:
         # EMERGENCY is not healthy: nothing can be recorded, so nothing may move. Load
@@ -544,7 +550,11 @@ def create_app(rt: Runtime, *, run_loop: bool = True) -> Starlette:
         async def metrics_refused(p: Principal, request: Request) -> None:
             await api.ledger_refusal(p, "_system", None, request)
 
-        routes.append(metrics_route([rt.refusals.collector()], api.principal, metrics_refused))
+        routes.append(
+            metrics_route(
+                [rt.refusals.collector()], api.principal, metrics_refused, api.unauthenticated
+            )
+        )
     document = openapi_document([r.path for r in routes if isinstance(r, Route)] + [OPENAPI])
 
     async def openapi(_: Request) -> JSONResponse:
