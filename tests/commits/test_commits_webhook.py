@@ -9,7 +9,7 @@ import pytest
 from starlette.applications import Starlette
 
 from alertengine.commits import CommitLog
-from alertengine.commits_api import commits_routes
+from alertengine.commits_api import BAD_SIGNATURE, NO_SIGNATURE, commits_routes
 from alertengine.stores import MemoryStateStore
 from tests.support.fakes import github
 from tests.support.servers import serve
@@ -21,18 +21,26 @@ SECRET = b"hook-secret"
 class Env:
     url: str
     log: CommitLog
+    #: What ``on_refused`` was handed: (path, why).
+    refused: list[tuple[str, str]]
 
 
 @pytest.fixture
 def env() -> Iterator[Env]:
     log = CommitLog(MemoryStateStore())
+    refused: list[tuple[str, str]] = []
 
     async def secret_for(tenant: str, service: str) -> bytes | None:
         return SECRET if (tenant, service) == ("t1", "checkout") else None
 
-    app = Starlette(routes=commits_routes(log, secret_for))
+    async def on_refused(path: str, why: str) -> None:
+        refused.append((path, why))
+
+    app = Starlette(routes=commits_routes(log, secret_for, on_refused=on_refused))
     with serve(app) as base:
-        yield Env(url=f"{base}/commits/webhook?tenant=t1&service=checkout", log=log)
+        yield Env(
+            url=f"{base}/commits/webhook?tenant=t1&service=checkout", log=log, refused=refused
+        )
 
 
 PAYLOAD = github.push_payload(
@@ -48,6 +56,7 @@ async def test_signed_push_is_stored(env: Env) -> None:
     async with httpx.AsyncClient() as client:
         r = await github.deliver(client, env.url, PAYLOAD, secret=SECRET)
     assert r.status_code == 200 and r.json() == {"stored": 1}
+    assert env.refused == []
     [c] = await env.log.recent("t1", "checkout")
     assert c.sha == "a" * 40 and c.files == ("db/pool.py",)
 
@@ -66,6 +75,8 @@ async def test_unsigned_or_forged_push_is_refused_and_stores_nothing(
             r = await github.deliver(client, env.url, PAYLOAD, secret=SECRET, signature=signature)
     assert r.status_code == 401
     assert await env.log.recent("t1", "checkout") == []
+    why = NO_SIGNATURE if signature is None else BAD_SIGNATURE
+    assert env.refused == [("/commits/webhook", why)]  # handed over to be ledgered
 
 
 async def test_bad_signature_does_not_change_existing_commits(env: Env) -> None:
@@ -82,6 +93,7 @@ async def test_unknown_tenant_is_refused_like_a_bad_signature(env: Env) -> None:
     async with httpx.AsyncClient() as client:
         r = await github.deliver(client, url, PAYLOAD, secret=SECRET)
     assert r.status_code == 401
+    assert env.refused == [("/commits/webhook", BAD_SIGNATURE)]  # never the claimed tenant
 
 
 async def test_non_push_events_are_acknowledged_and_ignored(env: Env) -> None:
