@@ -29,6 +29,9 @@ TOKEN_GRACE_S = 7 * 86400.0
 PRUNE_BATCH = 200
 #: Runs at most this often (each run lists the two collections once).
 PRUNE_EVERY_S = 300.0
+#: Where the one-time backfill of the per-person token index is marked done.
+META = "person_signin_meta"
+INDEX_DONE = "token-index-v1"
 
 Doc = Mapping[str, Any]
 
@@ -87,6 +90,7 @@ class SignInPruner:
         self.store, self.clock = store, clock
         self.batch, self.every_s = batch, every_s
         self._last = float("-inf")
+        self._indexed = False
 
     async def tick(self) -> None:
         now = self.clock.now()
@@ -95,9 +99,28 @@ class SignInPruner:
         self._last = now
         await self.prune()
 
+    async def backfill_index(self, tokens: Mapping[str, Doc]) -> int:
+        """Tokens issued before the per-person index existed get their entry (idempotent
+        puts; marked done once all are written, so a crash midway simply redoes it)."""
+        if await self.store.get(META, INDEX_DONE) is not None:
+            return 0
+        for th, doc in tokens.items():
+            tenant, person = str(doc.get("tenant", "")), str(doc.get("person", ""))
+            if tenant and person:
+                await self.store.put(
+                    tokens_of(tenant, person), th, {"expires_at": doc.get("expires_at", 0)}
+                )
+        await self.store.put(META, INDEX_DONE, {"tokens": len(tokens), "at": self.clock.now()})
+        if tokens:
+            log.info("indexed %d person tokens issued before the per-person index", len(tokens))
+        return len(tokens)
+
     async def prune(self) -> tuple[int, int]:
         """One bounded run: (requests, tokens) deleted."""
         now = self.clock.now()
+        if self._indexed is False:
+            await self.backfill_index(await self.store.list(TOKENS))
+            self._indexed = True
         requests = await self.store.list(REQUESTS)
         due_r = pick_due(requests, now, request_due, self.batch)
         for dh in due_r:
