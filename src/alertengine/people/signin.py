@@ -20,6 +20,10 @@ No device code, confirm code, user code or token ever enters the ledger: a reque
 by a hash prefix. Requests per person are limited (one pending, :data:`MAX_PER_WINDOW` per
 :data:`WINDOW_S`) so the endpoint cannot be used to spam someone's phone; the refusal is
 ledgered. The store, clock, ledger writer and sender are passed in.
+
+A person's tokens are indexed per (tenant, person) (:func:`tokens_of`), so ending them (the
+operator, or :meth:`SignIns.person_removed`, the registry's removal hook) never reads every
+token; dead requests and tokens are deleted later by ``signin_prune``.
 """
 
 from __future__ import annotations
