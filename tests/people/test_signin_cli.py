@@ -72,3 +72,19 @@ def test_credentials_are_private_to_the_user() -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) & 0o077 == 0
     assert json.loads(path.read_text())["a"]["person"] == "alice"
+
+
+def test_logout_all_for_needs_the_server_the_tenant_and_the_key() -> None:
+    r = runner.invoke(app, ["person", "logout", "--all-for", "alice"])
+    assert r.exit_code == 2 and "--all-for needs --server and --tenant" in r.output
+    r = runner.invoke(
+        app, ["person", "logout", "--all-for", "alice", "--server", "http://h", "--tenant", "t"]
+    )
+    assert r.exit_code == 2 and "ALERTENGINE_API_KEY is not set" in r.output
+    server = f"http://127.0.0.1:{free_port()}"
+    r = runner.invoke(
+        app,
+        ["person", "logout", "--all-for", "alice", "--server", server, "--tenant", "acme"],
+        env={"ALERTENGINE_API_KEY": "ae_x"},
+    )
+    assert r.exit_code == 2 and "cannot reach" in r.output

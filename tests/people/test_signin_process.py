@@ -198,6 +198,19 @@ async def test_cli_login_confirm_from_the_phone_then_ack(tmp_path: Path) -> None
             dump = json.dumps(entries)
             assert entry["token"] not in dump and code not in dump
 
+            # Rotating the tenant's key does not end person tokens (the person's own channel
+            # proved them, not the key); the operator ends them with --all-for.
+            again_rotated = cli("tenant", "rotate-key", "acme", "--store-url", store, env=env)
+            assert again_rotated.returncode == 0, again_rotated.stderr
+            new_key = again_rotated.stdout.strip().splitlines()[-1]
+            assert cli("person", "whoami", env=user_env).returncode == 0
+            ended = cli("person", "logout", "--all-for", "alice", "--server", base,
+                        "--tenant", "acme", "--json",
+                        env={**user_env, "ALERTENGINE_API_KEY": new_key})  # fmt: skip
+            assert ended.returncode == 0, ended.stderr
+            assert json.loads(ended.stdout)["revoked"] == 1
+            refused = cli("person", "whoami", env=user_env)
+            assert refused.returncode != 0 and "revoked" in refused.stderr
             out_ = cli("person", "logout", env=user_env)
             assert out_.returncode == 0, out_.stderr
             assert json.loads(creds.read_text()) == {}

@@ -21,7 +21,7 @@ import json
 import math
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -349,6 +349,9 @@ class Dashboard:
             return None
         if not s.admin and tenant.key_rotated_at != s.key_epoch:
             return None
+        people = self.rt.notifier.people  # a person removed from the registry: named no more
+        if s.person and people is not None and await people.get(s.tenant_id, s.person) is None:
+            return replace(s, person="", person_name="")
         return s
 
     def _signin_redirect(self) -> Response:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import getpass
 import re
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -24,9 +24,15 @@ from alertengine.cli_common import (
     print_json,
     stdout_console,
 )
+from alertengine.clock import SystemClock
+from alertengine.ledger.base import LedgerStore
+from alertengine.ledger.chain import EntryDraft
 from alertengine.ledger.tools import ENV_LEDGER_KEY, ledger_key_from_env, store_url_from_env
 from alertengine.people.model import Channel, Person, PersonError
 from alertengine.people.registry import PersonRegistry, ledger_recorder
+from alertengine.people.signin import Record as SignInRecord
+from alertengine.people.signin import SignIns
+from alertengine.stores.base import StateStore
 from alertengine.stores.factory import open_stores
 from alertengine.tenants import TenantRegistry
 
@@ -75,7 +81,7 @@ def _run(
         try:
             if not await TenantRegistry(store).exists(tenant_id):
                 raise PersonError(f"no such tenant: {tenant_id!r}")
-            return await fn(PersonRegistry(store, ledger_recorder(ledger)))
+            return await fn(_registry(store, ledger))
         finally:
             await store.close()
             await ledger.close()
@@ -85,6 +91,33 @@ def _run(
     except PersonError as exc:
         err.print(f"[red]{exc}[/]", highlight=False)
         raise typer.Exit(2) from None
+
+
+def _signin_recorder(ledger: LedgerStore) -> SignInRecord:
+    clock = SystemClock()
+
+    async def record(
+        tenant_id: str, kind: str, actor: str, decision: str, reason: str, data: Mapping[str, Any]
+    ) -> None:
+        draft = EntryDraft(
+            tenant_id=tenant_id, kind=kind, actor=actor, timestamp=clock.now(),
+            decision=decision, reason=reason, data=dict(data),
+        )  # fmt: skip
+        await ledger.append(tenant_id, [draft])
+
+    return record
+
+
+async def _no_link(tenant_id: str, person: Person, url: str, user_code: str) -> list[str]:
+    return []  # the CLI registry never starts a sign-in; it only ends tokens on removal
+
+
+def _registry(store: StateStore, ledger: LedgerStore) -> PersonRegistry:
+    """The registry, with the removal hook a server has too: a removed person's tokens end."""
+    registry = PersonRegistry(store, ledger_recorder(ledger))
+    signins = SignIns(store, SystemClock(), registry, _signin_recorder(ledger), _no_link)
+    registry.removal_hooks.append(signins.person_removed)
+    return registry
 
 
 def _channel(spec: str) -> Channel:

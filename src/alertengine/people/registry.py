@@ -74,6 +74,10 @@ class PersonRegistry:
         self.record = record
         #: Fixed key for channel markers (the simulator's seeded runs); else one per tenant.
         self._fixed_key = marker_key
+        #: Called as ``hook(tenant_id, person_id, actor)`` after a person left the registry
+        #: (``remove`` or a config ``sync``): the sign-in service ends their tokens there.
+        #: Passed in, so the registry knows nothing of tokens (no import cycle).
+        self.removal_hooks: builtins.list[Callable[[str, str, str], Awaitable[object]]] = []
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -150,7 +154,12 @@ class PersonRegistry:
         person = await self._require(tenant_id, person_id)
         await self._ledger(tenant_id, actor, "person removed", person)
         await self.store.delete(PEOPLE, _key(tenant_id, person_id))
+        await self._removed(tenant_id, person_id, actor)
         return person
+
+    async def _removed(self, tenant_id: str, person_id: str, actor: str) -> None:
+        for hook in self.removal_hooks:
+            await hook(tenant_id, person_id, actor)
 
     async def _require(self, tenant_id: str, person_id: str) -> Person:
         problem = person_id_problem(person_id)
@@ -224,6 +233,7 @@ class PersonRegistry:
                 gone = Person.from_doc(d)
                 await self._ledger(tenant_id, actor, "person removed", gone)
                 await self.store.delete(PEOPLE, _key(tenant_id, gone.id))
+                await self._removed(tenant_id, gone.id, actor)
                 changes.append(f"removed {gone.id}")
         for rank, p in enumerate(people):
             doc = current.get(p.id)

@@ -20,6 +20,10 @@ No device code, confirm code, user code or token ever enters the ledger: a reque
 by a hash prefix. Requests per person are limited (one pending, :data:`MAX_PER_WINDOW` per
 :data:`WINDOW_S`) so the endpoint cannot be used to spam someone's phone; the refusal is
 ledgered. The store, clock, ledger writer and sender are passed in.
+
+A person's tokens are indexed per (tenant, person) (:func:`tokens_of`), so ending them (the
+operator, or :meth:`SignIns.person_removed`, the registry's removal hook) never reads every
+token; dead requests and tokens are deleted later by ``signin_prune``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ from alertengine.stores.base import StateStore
 REQUESTS = "person_signin"
 CONFIRM_INDEX = "person_signin_confirm"
 TOKENS = "person_tokens"
+#: Per (tenant, person) index of token hashes: one small collection each
+#: (:func:`tokens_of`), so revoking a person's tokens reads theirs only, never every token.
+TOKENS_OF = "person_tokens_of"
 
 TOKEN_PREFIX = "aep_"  # noqa: S105 - a prefix, not a secret
 DEVICE_PREFIX = "aed_"
@@ -128,6 +135,11 @@ def confirm_shape_ok(code: str) -> bool:
 
 def same_hash(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+def tokens_of(tenant_id: str, person_id: str) -> str:
+    """The index collection of one person's token hashes (ids are validated shapes)."""
+    return f"{TOKENS_OF}:{tenant_id}/{person_id}"
 
 
 # -- records ---------------------------------------------------------------------------------
@@ -255,9 +267,15 @@ class SignIns:
         client: str,
         describe: str,
         confirm_url: Callable[[str], str],
+        address: str = "",
+        user_agent: str = "",
     ) -> Pending:
         """Start a sign-in as ``person_id`` for ``requester`` (``tenant:acme``, ``admin``),
         send the person the link (``confirm_url(code)``) and return what the requester keeps.
+
+        ``describe`` is what the person's page shows about the requester; ``address`` and
+        ``user_agent`` go to the ledger as data fields (an auditor needs the address), never
+        into the free-text reason.
         """
         if client not in CLIENTS:
             raise SignInError(400, f"client must be one of {', '.join(CLIENTS)}")
@@ -331,11 +349,13 @@ class SignIns:
             tenant_id,
             requester,
             "requested",
-            f"{requester} asks to sign in as {person.actor} from {client} "
-            f"({_clip(describe, 80)}); a link goes to {person.actor}'s channels",
+            f"{requester} asks to sign in as {person.actor} from {client}; a link goes to "
+            f"{person.actor}'s channels",
             person=person.id,
             request=hash_ref(dh),
             client=client,
+            address=_clip(address, 64),
+            user_agent=_clip(user_agent, 120),
             expires_at=exp,
         )
         sent = await self.send(
@@ -540,6 +560,7 @@ class SignIns:
                 "revoked": False,
             },
         )
+        await self.store.put(tokens_of(tenant_id, pid), th, {"expires_at": exp})
         await self._ledger(
             tenant_id,
             "orchestrator",
@@ -615,29 +636,56 @@ class SignIns:
         )
         return who
 
+    async def _revoke_live(self, tenant_id: str, person_id: str) -> list[str]:
+        """Mark every live token of the person revoked; their hashes. Reads the person's
+        index only (:func:`tokens_of`)."""
+        now = self.clock.now()
+        revoked: list[str] = []
+        for th in await self.store.list(tokens_of(tenant_id, person_id)):
+            doc = await self.store.get(TOKENS, th)
+            if (
+                doc is None
+                or doc.get("tenant") != tenant_id
+                or doc.get("person") != person_id
+                or doc.get("revoked")
+                or float(doc.get("expires_at", 0)) <= now
+            ):
+                continue
+            await self.store.put(TOKENS, th, {**doc, "revoked": True, "revoked_at": now})
+            revoked.append(th)
+        return revoked
+
     async def revoke_all(self, tenant_id: str, person_id: str, *, actor: str) -> int:
         """Revoke every live token of a person (the tenant's operator does this). Ledgered."""
-        count = 0
-        now = self.clock.now()
-        for th, doc in (await self.store.list(TOKENS)).items():
-            if (
-                doc.get("tenant") == tenant_id
-                and doc.get("person") == person_id
-                and not doc.get("revoked")
-                and float(doc.get("expires_at", 0)) > now
-            ):
-                await self.store.put(TOKENS, th, {**doc, "revoked": True, "revoked_at": now})
-                await self._ledger(
-                    tenant_id,
-                    actor,
-                    "token revoked",
-                    f"the person token {hash_ref(th)} of {person_actor(person_id)} was revoked "
-                    f"by {actor}",
-                    person=person_id,
-                    token=hash_ref(th),
-                )
-                count += 1
-        return count
+        revoked = await self._revoke_live(tenant_id, person_id)
+        for th in revoked:
+            await self._ledger(
+                tenant_id,
+                actor,
+                "token revoked",
+                f"the person token {hash_ref(th)} of {person_actor(person_id)} was revoked "
+                f"by {actor}",
+                person=person_id,
+                token=hash_ref(th),
+            )
+        return len(revoked)
+
+    async def person_removed(self, tenant_id: str, person_id: str, actor: str) -> int:
+        """The registry's removal hook: end the person's tokens at once, ledgered once with
+        the count (nothing is written when they had none). :meth:`verify` and the dashboard
+        session also check membership on every use, so a hook that failed still locks out."""
+        revoked = await self._revoke_live(tenant_id, person_id)
+        if revoked:
+            await self._ledger(
+                tenant_id,
+                actor,
+                "tokens revoked",
+                f"tokens revoked: person removed ({len(revoked)} of {person_actor(person_id)})",
+                person=person_id,
+                count=len(revoked),
+                tokens=[hash_ref(th) for th in revoked],
+            )
+        return len(revoked)
 
 
 def channel_kinds(person: Person) -> Sequence[str]:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import httpx
 import typer
@@ -235,9 +236,25 @@ def logout(
     server: ServerOpt = None,
     tenant: TenantOpt = None,
     person: PersonOpt = None,
+    all_for: Annotated[
+        str | None,
+        typer.Option(
+            "--all-for",
+            help="Operator: end every token of this person (with the tenant's API key, "
+            "--server and --tenant), e.g. a lost laptop; nothing saved here is used.",
+            show_default=False,
+        ),
+    ] = None,
+    api_key_env: Annotated[
+        str, typer.Option("--api-key-env", help="Variable holding the tenant's API key.")
+    ] = ENV_API_KEY,
     as_json: JsonOpt = False,
 ) -> None:
-    """Revoke your person token on the server and forget it here."""
+    """Revoke your person token on the server and forget it here (or, with --all-for, every
+    token of a person: ``DELETE /people/{id}/tokens`` with the tenant's key)."""
+    if all_for is not None:
+        _logout_all(all_for, server, tenant, api_key_env, as_json)
+        return
     key, cred = pick(server, tenant, person)
     srv = str(cred["server"])
     auth = {"Authorization": f"Bearer {cred['token']}"}
@@ -252,6 +269,35 @@ def logout(
         print_json({"ok": True, "forgotten": key})
     else:
         typer.echo(f"Signed out: person:{cred['person']} ({cred['tenant']}) on {srv}.")
+
+
+def _logout_all(
+    person: str, server: str | None, tenant: str | None, api_key_env: str, as_json: bool
+) -> None:
+    if not server or not tenant:
+        _err().print("[red]--all-for needs --server and --tenant[/]")
+        raise typer.Exit(2)
+    key = os.environ.get(api_key_env, "").strip()
+    if not key:
+        _err().print(f"[red]{api_key_env} is not set[/]: ending a person's tokens takes the key")
+        raise typer.Exit(2)
+    srv = server.rstrip("/")
+    r = _call(
+        lambda: httpx.delete(
+            f"{srv}/people/{quote(person, safe='')}/tokens",
+            params={"tenant": tenant},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=15.0,
+        ),
+        srv,
+    )
+    if r.status_code != 200:
+        raise _refused(r, as_json, "logout")
+    count = int(r.json().get("revoked", 0))
+    if as_json:
+        print_json({"ok": True, "person": person, "tenant_id": tenant, "revoked": count})
+    else:
+        typer.echo(f"Revoked {count} token(s) of person:{person} ({tenant}) on {srv}.")
 
 
 @app.command()

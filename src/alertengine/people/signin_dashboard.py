@@ -35,7 +35,7 @@ from alertengine.people.signin import (
     secret_hash,
 )
 from alertengine.people.signin_passkey import PasskeySignIn, parse_assertion
-from alertengine.people.signin_routes import CONFIRM_PATH, describe
+from alertengine.people.signin_routes import CONFIRM_PATH, describe, origin
 
 if TYPE_CHECKING:
     from alertengine.orchestrator.dashboard import Dashboard, Session
@@ -146,6 +146,7 @@ class PersonPages:
                 requester=s.key_actor,
                 client="dashboard",
                 describe=describe(request, "dashboard"),
+                **origin(request),
                 confirm_url=lambda c: (
                     f"{self.dash.rt.config.orchestrator.base_url.rstrip('/')}{CONFIRM_PATH}?c={c}"
                 ),

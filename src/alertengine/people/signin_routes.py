@@ -61,6 +61,14 @@ def _err(exc: SignInError) -> HTTPException:
     return HTTPException(exc.status, exc.message)
 
 
+def origin(request: Request) -> dict[str, str]:
+    """The requester's address and user agent: data fields of the ``requested`` entry."""
+    return {
+        "address": request.client.host if request.client else "",
+        "user_agent": request.headers.get("user-agent", ""),
+    }
+
+
 def describe(request: Request, client: str) -> str:
     """Who asks, as the person will read it: the client, the address, the user agent."""
     ip = request.client.host if request.client else "?"
@@ -146,6 +154,7 @@ class SignInRoutes:
                 requester=actor,
                 client=str(client),
                 describe=describe(request, str(client)),
+                **origin(request),
                 confirm_url=self.confirm_url,
             )
         except SignInError as exc:

@@ -12,6 +12,7 @@ from alertengine.notify.delivery import DeliveryEvent, Dispatcher, Recipient
 from alertengine.notify.render import Button, RenderedMessage
 from alertengine.people.model import Person
 from alertengine.people.signin import Record, Send, SignIns
+from alertengine.people.signin_prune import SignInPruner
 from alertengine.people.signin_routes import SignInRoutes
 from alertengine.refusals.budget import RefusalKey
 from alertengine.refusals.gate import current_path
@@ -108,6 +109,8 @@ def wire_signin(rt: Runtime, api: OrchestratorAPI) -> SignInRoutes | None:
         return None
     record = engine_signin_record(rt.engine)
     rt.signins = SignIns(rt.store, rt.clock, people, record, link_sender(rt.notifier, record))
+    people.removal_hooks.append(rt.signins.person_removed)
+    rt.orch.tick_hooks.append(SignInPruner(rt.store, rt.clock).tick)  # under the sweep lease
     gate = rt.refusals
     if gate is not None:
 
