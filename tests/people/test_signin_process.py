@@ -210,7 +210,9 @@ async def test_cli_login_confirm_from_the_phone_then_ack(tmp_path: Path) -> None
             assert ended.returncode == 0, ended.stderr
             assert json.loads(ended.stdout)["revoked"] == 1
             refused = cli("person", "whoami", env=user_env)
-            assert refused.returncode != 0 and "revoked" in refused.stderr
+            # Exit 2 as documented: the saved sign-in is no longer valid, log in again.
+            assert refused.returncode == 2 and "revoked" in refused.stderr
+            assert "alertengine person login" in refused.stderr
             out_ = cli("person", "logout", env=user_env)
             assert out_.returncode == 0, out_.stderr
             assert json.loads(creds.read_text()) == {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -129,6 +129,19 @@ def _refused(r: httpx.Response, as_json: bool, what: str) -> typer.Exit:
     return typer.Exit(1)
 
 
+def _no_longer_valid(
+    r: httpx.Response, as_json: bool, srv: str, cred: Mapping[str, Any]
+) -> typer.Exit:
+    """The server no longer takes the saved token (expired, revoked): exit 2, say how to
+    sign in again."""
+    again = f"alertengine person login --server {srv} --tenant {cred['tenant']} {cred['person']}"
+    if as_json:
+        print_json({"ok": False, "status": r.status_code, "error": _reason(r), "next": again})
+    else:
+        _err().print(f"[red]your sign-in is no longer valid[/] ({_reason(r)}): run `{again}`")
+    return typer.Exit(2)
+
+
 @app.command()
 def login(
     person: Annotated[str, typer.Argument(help="Your person id in the tenant, e.g. alice.")],
@@ -222,6 +235,8 @@ def whoami(
     srv = str(cred["server"])
     auth = {"Authorization": f"Bearer {cred['token']}"}
     r = _call(lambda: httpx.get(f"{srv}/people/whoami", headers=auth, timeout=15.0), srv)
+    if r.status_code == 401:
+        raise _no_longer_valid(r, as_json, srv, cred)
     if r.status_code != 200:
         raise _refused(r, as_json, "whoami")
     if as_json:
@@ -321,11 +336,7 @@ def ack(
     except ValueError:
         pass
     if r.status_code == 401:
-        _err().print(
-            f"[red]your sign-in is no longer valid[/] ({_reason(r)}): run `alertengine person "
-            f"login --server {srv} --tenant {cred['tenant']} {cred['person']}`"
-        )
-        raise typer.Exit(2)
+        raise _no_longer_valid(r, as_json, srv, cred)
     if r.status_code != 200 or not body.get("ok"):
         raise _refused(r, as_json, "acknowledge")
     if as_json:
