@@ -201,3 +201,26 @@ async def test_a_tenants_key_and_a_wrong_key_are_kept_apart(
         (forbidden, anonymous) = await refused(w, "_system")
         assert forbidden.actor == "tenant:acme" and forbidden.decision == "forbidden"
         assert anonymous.actor == "anonymous" and anonymous.data["why"] == WRONG_KEY
+
+
+async def test_a_wrong_key_with_a_genuine_link_is_refused_and_the_link_untouched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The caller meant to prove a tenant and did not: 401 and a `_system` entry, never
+    "the link alone decides"; nothing reaches the link's tenant."""
+    async with orchestrator(monkeypatch) as (w, _tw):
+        link, _ = w.rt.authorizer.signer.issue(
+            tenant="acme", incident="inc-real", action="recover", approver="person:alice", ttl_s=600
+        )
+        for accept in ("application/json", "text/html"):
+            r = await w.client.post(
+                "/action/recover/confirm",
+                data={"token": link},
+                headers={**bearer(WRONG), "Accept": accept},
+            )
+            assert r.status_code == 401, r.text
+            assert "not accepted" in r.text and "link still works" in r.text
+        own = [e for e in await refused(w, "_system") if e.data.get("why") == WRONG_KEY]
+        assert [e.data["path"] for e in own] == ["/action/recover/confirm"] * 2
+        assert await refused(w, "acme") == []
+        assert WRONG not in await everything_ledgered(w)

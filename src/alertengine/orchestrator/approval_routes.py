@@ -24,6 +24,7 @@ from alertengine import strict_json
 from alertengine.authorize.service import Authorizer, ConfirmResult, Preview
 from alertengine.ledger import LedgerError
 from alertengine.orchestrator.http import RETRY_AFTER_S
+from alertengine.orchestrator.key_refusals import WRONG_KEY, ledger_key_refusal
 from alertengine.stores import StoreUnavailable
 from alertengine.tenants import presented_key
 
@@ -222,8 +223,26 @@ def approval_routes(
         token, assertion = await _confirm_body(request)
         key = presented_key(request)
         try:
-            # With an API key, the link must belong to that key's tenant.
+            # With an API key, the link must belong to that key's tenant. A key that is no
+            # tenant's is refused (and ledgered), never ignored: the caller meant to prove
+            # something and did not, and the link stays unspent.
             expected_tenant = await authorizer.tenants.authenticate(key) if key else None
+            if key and expected_tenant is None:
+                await ledger_key_refusal(authorizer.refusals, request, WRONG_KEY)
+                refused = ConfirmResult(
+                    ok=False,
+                    status=401,
+                    message="The API key sent with this approval was not accepted; nothing "
+                    "was changed and the link still works. Send it with your tenant's key, "
+                    "or without one.",
+                )
+                if _wants_json(request) or "json" in request.headers.get("content-type", ""):
+                    return JSONResponse(
+                        refused.to_dict(),
+                        status_code=401,
+                        headers={**SECURITY_HEADERS, "WWW-Authenticate": "Bearer"},
+                    )
+                return page(request, "result.html", 401, r=refused)
             # A missing token is refused (and ledgered) like any other invalid one.
             result: ConfirmResult = await authorizer.confirm(
                 token or "", via="web", expected_tenant=expected_tenant, assertion=assertion
