@@ -445,6 +445,22 @@ class Authorizer:
         async with self._gate:
             return await self._confirm_identity(channel, user_id, callback_data)
 
+    async def approve_in_chat(
+        self, tenant_id: str, incident_id: str, jti: str, actor: str, via: str
+    ) -> str:
+        """An Approve pressed in a chat (WhatsApp, Slack) by ``actor``, a person the channel
+        resolved; the answer to send back. A chat button cannot carry a passkey: under
+        ``require_passkey`` the answer is a fresh approval page for the person's device.
+        Otherwise it is :meth:`confirm_as`, the path of a Telegram button."""
+        state = await self.engine.get(tenant_id, incident_id)
+        action = (state.action if state else "") or DEFAULT_ACTION
+        if state is not None and self.engine.policy_for(tenant_id).requires_passkey(action):
+            if state.stage is not Stage.VALIDATED:
+                return "This incident is not awaiting approval."
+            issued = await self.issue(tenant_id, incident_id, actor, via=via)
+            return f"This approval needs your passkey. Approve on: {issued.url}"
+        return (await self.confirm_as(actor, via, f"ae:{jti}")).message
+
     async def confirm_as(self, actor: str, via: str, callback_data: str) -> ConfirmResult:
         """As :meth:`confirm_identity`, for a sender the channel already resolved to a person
         (``person:<id>``): a WhatsApp number must never become an actor in the ledger."""

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from alertengine.authorize.service import DEFAULT_ACTION, Authorizer
+from alertengine.authorize.service import Authorizer
 from alertengine.engine import IncidentEngine
-from alertengine.incidents import Stage
 from alertengine.notify.twilio import LAST_REF, SessionWindows, bare_number
 from alertengine.notify.twilio_webhook import Reply
 from alertengine.orchestrator.ack import Acknowledger, link_ref
-from alertengine.people import Channel, PersonError, PersonRegistry, channel_marker
+from alertengine.people import PersonRegistry
 from alertengine.refusals.gate import RefusalGate
 from alertengine.stores.base import StateStore
 from alertengine.tenants import SYSTEM_TENANT
@@ -69,25 +68,6 @@ class PhoneActions:
         #: Refusals that name no tenant (a replay, an unknown button) go through the budget.
         self.refusals = RefusalGate.passthrough(engine.record)
 
-    async def refused_request(self, path: str, why: str) -> None:
-        """A request that is not Twilio's (bad signature, wrong shape): ledgered, no tenant."""
-        await self.engine.record(
-            SYSTEM_TENANT,
-            None,
-            kind="refused",
-            actor="anonymous",
-            decision="refused",
-            reason=f"twilio webhook {path}: {why}",
-            data={"via": "twilio", "path": path},
-        )
-
-    async def _marker(self, tenant_id: str, number: str) -> str:
-        try:
-            channel = Channel("whatsapp", number)
-        except PersonError:
-            return "invalid-number"
-        return channel_marker(await self.people.marker_key(tenant_id), channel)
-
     async def _replayed(self, sid: str, kind: str) -> bool:
         return not sid or not await self.store.claim(f"twilio:{kind}:{sid}", REPLAY_TTL_S)
 
@@ -127,7 +107,10 @@ class PhoneActions:
             return Reply("This button is no longer valid.")
         person = await self.people.find_by_channel(link.tenant_id, "whatsapp", number)
         if person is None:
-            marker = await self._marker(link.tenant_id, number)
+            marker = (
+                await self.people.sender_marker(link.tenant_id, "whatsapp", number)
+                or "invalid-number"
+            )
             await self.engine.record(
                 link.tenant_id,
                 link.incident_id,
@@ -148,24 +131,17 @@ class PhoneActions:
                     )
                 ).message
             )
-        state = await self.engine.get(link.tenant_id, link.incident_id)
         if verb == "details":
+            state = await self.engine.get(link.tenant_id, link.incident_id)
             if state is None:
                 return Reply("Unknown incident.")
             cause = str((state.diagnosis or {}).get("cause", "")) or "no diagnosis yet"
             return Reply(f"{state.service}: {state.stage}. Likely cause: {cause}")
-        policy = self.engine.policy_for(link.tenant_id)
-        action = (state.action if state else "") or DEFAULT_ACTION
-        if policy.requires_passkey(action) and state is not None:
-            if state.stage is not Stage.VALIDATED:
-                return Reply("This incident is not awaiting approval.")
-            # A chat button cannot carry a passkey: the page on the person's device can.
-            issued = await self.authorizer.issue(
-                link.tenant_id, link.incident_id, person.actor, via="whatsapp"
+        return Reply(
+            await self.authorizer.approve_in_chat(
+                link.tenant_id, link.incident_id, link.jti, person.actor, "whatsapp"
             )
-            return Reply(f"This approval needs your passkey. Approve on: {issued.url}")
-        result = await self.authorizer.confirm_as(person.actor, "whatsapp", f"ae:{link.jti}")
-        return Reply(result.message)
+        )
 
     async def gather(self, params: dict[str, str], ref: str) -> Reply:
         """A key pressed during a call: 1 acknowledges as the person the call was for."""

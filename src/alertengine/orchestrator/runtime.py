@@ -84,11 +84,11 @@ from alertengine.passkeys.service import Passkeys
 from alertengine.people import PersonRegistry
 from alertengine.people.signin import SignIns
 from alertengine.people.signin_wiring import wire_signin
-from alertengine.refusals.budget import Limits, RefusalKey
+from alertengine.refusals.budget import Limits
 from alertengine.refusals.gate import RefusalGate, RequestOrigin
 from alertengine.refusals.keeper import CountKeeper
 from alertengine.stores import StateStore, StoreUnavailable
-from alertengine.tenants import SYSTEM_TENANT, Principal, TenantRegistry, engineer_identity
+from alertengine.tenants import Principal, TenantRegistry, engineer_identity
 
 log = logging.getLogger("alertengine.runtime")
 
@@ -169,19 +169,6 @@ class Runtime:
             await self.slack.drain()
         if self._exec_tasks:
             await asyncio.gather(*self._exec_tasks, return_exceptions=True)
-
-
-def slack_refusal(
-    gate: RefusalGate, write: Callable[[str, str], Awaitable[None]]
-) -> Callable[[str, str], Awaitable[None]]:
-    """Slack's ``on_refused(path, why)`` through the refusal budget, keyed by the reason's
-    constant part (a malformed payload's detail varies; the key must not)."""
-
-    async def refused(path: str, why: str) -> None:
-        key = RefusalKey.of(SYSTEM_TENANT, path, why.split(":", 1)[0])
-        await gate.refuse(key, lambda: write(path, why))
-
-    return refused
 
 
 async def build_runtime(
@@ -363,7 +350,7 @@ async def build_runtime(
                 on_whatsapp=phone.whatsapp,
                 on_gather=phone.gather,
                 on_status=phone.status,
-                on_refused=refusals.wrap(phone.refused_request),
+                on_refused=refusals.webhook_refusal("twilio"),
             )
         )
     if settings.slack_signing_secret:
@@ -373,7 +360,7 @@ async def build_runtime(
             clock,
             Responder(http, settings.slack_hooks_base),
             on_press=slack.press,
-            on_refused=slack_refusal(refusals, slack.refused_request),
+            on_refused=refusals.webhook_refusal("slack"),
         )
         rt.extra_routes.extend(rt.slack.routes())
     telegram = channels.get("telegram")

@@ -15,13 +15,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from alertengine.authorize.service import DEFAULT_ACTION, Authorizer
+from alertengine.authorize.service import Authorizer
 from alertengine.engine import IncidentEngine
-from alertengine.incidents import Stage
 from alertengine.notify.slack import ACTION_ACK, ACTION_APPROVE
 from alertengine.notify.slack_webhook import Interaction, Reply
 from alertengine.orchestrator.ack import Acknowledger, link_ref
-from alertengine.people import Channel, PersonError, PersonRegistry, channel_marker
+from alertengine.people import PersonRegistry
 from alertengine.stores.base import StateStore
 from alertengine.tenants import SYSTEM_TENANT
 
@@ -50,26 +49,6 @@ class SlackActions:
     ) -> None:
         self.engine, self.authorizer, self.ack = engine, authorizer, acknowledger
         self.people, self.store, self.paused = people, store, paused
-
-    async def refused_request(self, path: str, why: str) -> None:
-        """A request that is not Slack's (bad signature, old timestamp, wrong shape):
-        ledgered, with no tenant (nothing in it can be trusted)."""
-        await self.engine.record(
-            SYSTEM_TENANT,
-            None,
-            kind="refused",
-            actor="anonymous",
-            decision="refused",
-            reason=f"slack interaction {path}: {why}",
-            data={"via": "slack", "path": path},
-        )
-
-    async def _marker(self, tenant_id: str, user_id: str) -> str:
-        try:
-            channel = Channel("slack", user_id)
-        except PersonError:
-            return "invalid-user"
-        return channel_marker(await self.people.marker_key(tenant_id), channel)
 
     async def press(self, i: Interaction) -> Reply:
         verb = VERBS.get(i.action.action_id)
@@ -105,7 +84,10 @@ class SlackActions:
             return Reply("This button is no longer valid.")
         person = await self.people.find_by_channel(link.tenant_id, "slack", i.user_id)
         if person is None:
-            marker = await self._marker(link.tenant_id, i.user_id)
+            marker = (
+                await self.people.sender_marker(link.tenant_id, "slack", i.user_id)
+                or "invalid-user"
+            )
             await self.engine.record(
                 link.tenant_id,
                 link.incident_id,
@@ -121,16 +103,8 @@ class SlackActions:
                 link.tenant_id, link.incident_id, person.actor, "slack"
             )
             return Reply(acked.message)
-        state = await self.engine.get(link.tenant_id, link.incident_id)
-        policy = self.engine.policy_for(link.tenant_id)
-        action = (state.action if state else "") or DEFAULT_ACTION
-        if policy.requires_passkey(action) and state is not None:
-            if state.stage is not Stage.VALIDATED:
-                return Reply("This incident is not awaiting approval.")
-            # A Slack button cannot carry a passkey: the page on the person's device can.
-            issued = await self.authorizer.issue(
-                link.tenant_id, link.incident_id, person.actor, via="slack"
+        return Reply(
+            await self.authorizer.approve_in_chat(
+                link.tenant_id, link.incident_id, link.jti, person.actor, "slack"
             )
-            return Reply(f"This approval needs your passkey. Approve on: {issued.url}")
-        confirmed = await self.authorizer.confirm_as(person.actor, "slack", f"ae:{link.jti}")
-        return Reply(confirmed.message)
+        )

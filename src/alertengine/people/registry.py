@@ -100,6 +100,15 @@ class PersonRegistry:
         """The person a channel reports as ``sender`` (e.g. a Telegram ``from.id``)."""
         return find_by_channel(await self.list(tenant_id), kind, sender)
 
+    async def sender_marker(self, tenant_id: str, kind: str, sender: str) -> str | None:
+        """The keyed marker of a sender who is no person (what the ledger names instead of
+        their number or user id); None when ``sender`` is no valid ``kind`` address."""
+        try:
+            channel = Channel(kind, sender)
+        except PersonError:
+            return None
+        return channel_marker(await self.marker_key(tenant_id), channel)
+
     async def marker_key(self, tenant_id: str) -> bytes:
         if self._fixed_key is not None:
             return self._fixed_key

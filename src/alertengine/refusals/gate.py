@@ -167,10 +167,12 @@ class RefusalGate:
 
     def wrap(self, on_refused: OnRefused, *, tenant_id: str = SYSTEM_TENANT) -> OnRefused:
         """An ``on_refused(path, why)`` callback whose entries go through the budget, keyed
-        by (tenant_id, path, why): ``why`` must be one of the route's own constants."""
+        by (tenant_id, path, why): ``why`` is one of the route's own constants, optionally
+        followed by ``": <detail>"`` (a parse error's text), which is not part of the key."""
 
         async def gated(path: str, why: str) -> None:
-            await self.refuse(RefusalKey.of(tenant_id, path, why), lambda: on_refused(path, why))
+            key = RefusalKey.of(tenant_id, path, why.partition(":")[0])
+            await self.refuse(key, lambda: on_refused(path, why))
 
         return gated
 
